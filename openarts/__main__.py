@@ -1,0 +1,3 @@
+from openarts.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""Settings, read once from ``OPENARTS_*`` environment variables.
+
+Every command (the server and the CLI) builds its settings here, so they agree on the data directory
+and the database without any other coordination.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    region: str = "local"
+    max_body_bytes: int = 4 * 1024 * 1024
+    token_ttl_s: int = 24 * 3600
+    signature_skew_s: int = 15 * 60
+    max_workspaces_per_project: int = 100
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("OPENARTS_DATA_DIR") or "./.openarts").expanduser().absolute()
+        database_url = env.get("OPENARTS_DATABASE_URL") or f"sqlite:///{data_dir / 'openarts.db'}"
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            region=env.get("OPENARTS_REGION") or "local",
+            max_body_bytes=_int(env, "OPENARTS_MAX_BODY_BYTES", 4 * 1024 * 1024),
+            token_ttl_s=_int(env, "OPENARTS_TOKEN_TTL_S", 24 * 3600),
+            signature_skew_s=_int(env, "OPENARTS_SIGNATURE_SKEW_S", 15 * 60),
+            max_workspaces_per_project=_int(env, "OPENARTS_MAX_WORKSPACES", 100),
+        )
+
+    @property
+    def admin_credentials_file(self) -> Path:
+        return self.data_dir / "admin-credentials.json"
+
+    def ensure_data_dir(self) -> None:
+        """Create the data directory readable by its owner only (0700)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)

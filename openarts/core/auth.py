@@ -1,0 +1,101 @@
+"""Authentication for every route but ``/health`` and the IAM token endpoint.
+
+A caller presents either an IAM token (``X-Auth-Token``) or an ``SDK-HMAC-SHA256`` signature made with
+its access key. Either way the result is a :class:`Principal`, and the ``project_id`` in the path must
+be the caller's own project.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from openarts.core import errors, signing
+from openarts.core.identity.service import Principal, principal_for_access_key, principal_for_token
+from openarts.core.services import Services, get_services
+
+log = logging.getLogger(__name__)
+
+# The SDK always signs these; without the date a signature could be replayed forever.
+REQUIRED_SIGNED_HEADERS = ("host", "x-sdk-date")
+
+
+async def raw_body(request: Request) -> bytes:
+    """The body exactly as received: the signature covers these bytes."""
+    return await request.body()
+
+
+def _raw_path(request: Request) -> str:
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return request.url.path
+    return bytes(raw).decode("latin-1").split("?", 1)[0]
+
+
+def _verify_signature(request: Request, body: bytes, services: Services, header: str) -> Principal:
+    try:
+        auth = signing.parse_authorization(header)
+    except signing.SignatureFormatError as exc:
+        raise errors.auth_failed(str(exc)) from None
+    headers = {k.decode("latin-1").lower(): v.decode("utf-8", "replace") for k, v in request.scope["headers"]}
+    for name in REQUIRED_SIGNED_HEADERS:
+        if name not in auth.signed_headers:
+            raise errors.auth_failed(f"{name} must be a signed header")
+    missing = [name for name in auth.signed_headers if name not in headers]
+    if missing:
+        raise errors.auth_failed(f"signed header {missing[0]} is missing")
+    try:
+        signed_at = signing.parse_sdk_date(headers["x-sdk-date"])
+    except signing.SignatureFormatError as exc:
+        raise errors.auth_failed(str(exc)) from None
+    if abs(services.clock.now() - signed_at) > services.settings.signature_skew_s:
+        raise errors.auth_failed("signature expired")
+
+    with services.db.read() as session:
+        found = principal_for_access_key(session, auth.access_key)
+    if found is None:
+        raise errors.auth_failed("verify aksk signature fail")
+    principal, secret_key = found
+    canonical = signing.canonical_request(
+        request.method,
+        _raw_path(request),
+        request.scope.get("query_string", b"").decode("latin-1"),
+        headers,
+        auth.signed_headers,
+        body,
+    )
+    expected = signing.signature(secret_key, signing.string_to_sign(headers["x-sdk-date"], canonical))
+    if not signing.signatures_match(expected, auth.signature):
+        raise errors.auth_failed("verify aksk signature fail")
+    return principal
+
+
+def authenticate(
+    request: Request,
+    body: Annotated[bytes, Depends(raw_body)],
+    services: Annotated[Services, Depends(get_services)],
+) -> Principal:
+    token = request.headers.get("x-auth-token")
+    authorization = request.headers.get("authorization")
+    if token:
+        with services.db.read() as session:
+            principal = principal_for_token(session, services.clock, token)
+        if principal is None:
+            raise errors.auth_failed("the token is invalid or has expired")
+    elif authorization:
+        principal = _verify_signature(request, body, services, authorization)
+    else:
+        raise errors.auth_failed("x-auth-token not found")
+
+    path_project = request.path_params.get("project_id")
+    header_project = request.headers.get("x-project-id")
+    for claimed in (path_project, header_project):
+        if claimed is not None and claimed != principal.project_id:
+            raise errors.project_mismatch()
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

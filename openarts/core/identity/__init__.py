@@ -1,0 +1,1 @@
+"""Identity: domains (accounts), projects, users, access keys and tokens."""

@@ -1,0 +1,1 @@
+"""Workspaces and their quotas; the access rules every workspace-scoped family applies."""
