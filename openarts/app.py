@@ -20,7 +20,9 @@ FAMILY_ROUTERS = [workspaces_router]
 def create_app(settings: Settings, *, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
     """The app over an already migrated database (see ``openarts.bootstrap.prepare``)."""
     app = FastAPI(title="OpenArts", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.services = Services(settings=settings, db=db or Database(settings.database_url), clock=clock or SystemClock())
+    app.state.services = Services(
+        settings=settings, db=db or Database(settings.database_url), clock=clock or SystemClock()
+    )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 

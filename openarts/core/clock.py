@@ -44,4 +44,4 @@ class FakeClock:
 
 def to_ms(seconds: float) -> int:
     """ModelArts workspaces, notebooks and training report epoch milliseconds."""
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
@@ -25,7 +25,7 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {int: BigInteger}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {int: BigInteger}
 
 
 def normalise_url(url: str) -> str:
@@ -68,7 +68,7 @@ class Database:
                 max_overflow=16,
             )
             _configure_sqlite(self.engine)
-            self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            self._write_engine: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
             self.engine = create_engine(self.url, pool_size=16, max_overflow=16, pool_pre_ping=True)
             self._write_engine = self.engine

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openarts.core import errors
@@ -64,6 +65,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    # FastAPI turns errors raised while it parses a body into a 400; the handlers
+                    # below see this mark and answer 413 instead.
+                    scope["state"]["body_too_large"] = self.max_body_bytes
                     raise errors.body_too_large(self.max_body_bytes)
             return message
 
@@ -94,10 +98,14 @@ async def _send_error(send: Send, error: ApiError, request_id: str) -> None:
 
 
 def _request_id(request: Request) -> str | None:
-    return request.scope.get("state", {}).get("request_id")
+    request_id: str | None = request.scope.get("state", {}).get("request_id")
+    return request_id
 
 
 def error_response(request: Request, error: ApiError) -> JSONResponse:
+    limit = request.scope.get("state", {}).get("body_too_large")
+    if limit is not None:
+        error = errors.body_too_large(limit)
     return JSONResponse(error.body(_request_id(request)), status_code=error.status, headers=error.headers)
 
 
@@ -108,9 +116,13 @@ class FamilyRoute(APIRoute):
 
 
 def route_class(validation_error_code: str) -> type[FamilyRoute]:
-    return type("FamilyRoute_" + validation_error_code.replace(".", "_"), (FamilyRoute,), {
-        "validation_error_code": validation_error_code,
-    })
+    return type(
+        "FamilyRoute_" + validation_error_code.replace(".", "_"),
+        (FamilyRoute,),
+        {
+            "validation_error_code": validation_error_code,
+        },
+    )
 
 
 def _describe_validation_error(exc: RequestValidationError) -> str:
@@ -122,6 +134,18 @@ def _describe_validation_error(exc: RequestValidationError) -> str:
     if first.get("type") == "missing":
         return f"Invalid Argument: field '{field}' is required."
     return f"Invalid Argument: field '{field}': {first.get('msg', 'invalid value')}."
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -140,8 +164,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             error = errors.route_not_found()
         elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
-            error = errors.method_not_allowed([m.strip() for m in allowed.split(",") if m.strip()])
+            error = errors.method_not_allowed(_allowed_methods(request))
         elif exc.status_code >= 500:
             error = errors.internal_error()
         else:

@@ -147,9 +147,7 @@ def update_quotas(
     return updated
 
 
-def check_quota(
-    session: Session, principal: Principal, workspace_id: str, resource: str, amount: int = 1
-) -> None:
+def check_quota(session: Session, principal: Principal, workspace_id: str, resource: str, amount: int = 1) -> None:
     """Refuse (400 ``ModelArts.0118``) a create that would take ``resource`` over its quota.
 
     Call it inside the write transaction that creates the resource, so the check and the create are

@@ -84,14 +84,13 @@ def grants_of(session: Session, workspace: Workspace) -> list[WorkspaceGrant]:
 def with_grants(session: Session, workspace: Workspace) -> dict[str, Any]:
     wire = to_wire(workspace)
     wire["grants"] = [
-        {"user_id": g.user_id, "user_name": g.user_name, "user_type": g.user_type} for g in grants_of(session, workspace)
+        {"user_id": g.user_id, "user_name": g.user_name, "user_type": g.user_type}
+        for g in grants_of(session, workspace)
     ]
     return wire
 
 
-def _resolve_grants(
-    session: Session, principal: Principal, grants: list[schemas.Grant]
-) -> list[tuple[User, str]]:
+def _resolve_grants(session: Session, principal: Principal, grants: list[schemas.Grant]) -> list[tuple[User, str]]:
     """Each grant names a user of the caller's project, by id (which wins) or by name."""
     resolved: dict[str, tuple[User, str]] = {}
     for grant in grants:
@@ -130,9 +129,7 @@ def _replace_grants(session: Session, workspace: Workspace, grantees: list[tuple
 def _check_name(session: Session, project_id: str, name: str, except_id: str | None = None) -> None:
     if name.casefold() == DEFAULT_NAME:
         raise errors.invalid_argument("Invalid Argument: the workspace name 'default' is reserved.")
-    clash = session.scalar(
-        select(Workspace.id).where(Workspace.project_id == project_id, Workspace.name == name)
-    )
+    clash = session.scalar(select(Workspace.id).where(Workspace.project_id == project_id, Workspace.name == name))
     if clash is not None and clash != except_id:
         raise duplicate_name(name)
 
@@ -247,7 +244,9 @@ def delete(session: Session, principal: Principal, workspace_id: str) -> dict[st
     ]
     if held:
         raise ApiError(
-            400, "ModelArts.7004", f"Workspace {workspace_id} still holds resources ({', '.join(held)}); delete them first."
+            400,
+            "ModelArts.7004",
+            f"Workspace {workspace_id} still holds resources ({', '.join(held)}); delete them first.",
         )
     session.delete(workspace)
     session.flush()
@@ -303,4 +302,3 @@ def validate_authorization(
 
 def list_project_users(session: Session, principal: Principal) -> dict[str, Any]:
     return {"users": [{"userName": user.name} for user in project_users(session, principal.project_id)]}
-

@@ -163,9 +163,7 @@ def bootstrap_admin(session: Session, clock: Clock, region: str) -> dict[str, An
     ensure_default_project(session, clock, region)
     project = default_project(session)
     assert project is not None
-    has_admin = session.scalar(
-        select(User.id).where(User.domain_id == project.domain_id, User.is_admin.is_(True))
-    )
+    has_admin = session.scalar(select(User.id).where(User.domain_id == project.domain_id, User.is_admin.is_(True)))
     if has_admin is not None:
         return None
     password = secrets.token_urlsafe(18)
