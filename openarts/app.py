@@ -10,11 +10,8 @@ from openarts.config import Settings
 from openarts.core.clock import Clock, SystemClock
 from openarts.core.db import Database
 from openarts.core.http import RequestContextMiddleware, install_error_handlers
-from openarts.core.iam import router as iam_router
 from openarts.core.services import Services
-from openarts.workspaces.api import router as workspaces_router
-
-FAMILY_ROUTERS = [workspaces_router]
+from openarts.families import ROUTERS
 
 
 def create_app(settings: Settings, *, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
@@ -30,7 +27,6 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock |
     def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
-    app.include_router(iam_router)
-    for router in FAMILY_ROUTERS:
+    for router in ROUTERS:
         app.include_router(router)
     return app

@@ -41,6 +41,7 @@ def serve(
     from openarts.app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings.from_env()
     db = prepare(settings)
     created = ensure_admin(settings, db)

@@ -32,7 +32,7 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     """One live server per backend for the whole session; tests keep to their own workspaces."""
     folder = tmp_path_factory.mktemp(f"server-{backend}")
     with fresh_database(backend, folder) as url:
-        live = LiveServer(folder / "data", url)
+        live = LiveServer(folder / "data", url, env={"OPENARTS_MAX_WORKSPACES": "1000"})
         live.start()
         try:
             yield live

@@ -46,21 +46,22 @@ class LiveServer:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.log_path = data_dir.parent / f"server-{self.port}.log"  # stderr: the server's log
+        self.stdout_path = data_dir.parent / f"server-{self.port}.out"  # stdout: what it tells its operator
         self._users = 0
 
     def start(self, timeout: float = 60.0) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the server owns it while it runs
-        self.process = subprocess.Popen(
-            [str(BIN / "openarts"), "serve", "--port", str(self.port), "--log-level", "warning"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.log_path, "ab") as log, open(self.stdout_path, "ab") as out:
+            self.process = subprocess.Popen(
+                [str(BIN / "openarts"), "serve", "--port", str(self.port), "--log-level", "info"],
+                env=self.env,
+                stdout=out,
+                stderr=log,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
+                raise RuntimeError(f"server exited early:\n{self.stdout()}\n{self.log()}")
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
                     if response.status == 200:
@@ -71,6 +72,9 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:

@@ -1,0 +1,16 @@
+"""The families of OpenArts in one place.
+
+Importing a family's API module also registers what it hooks into the core (the default workspace of
+each new project, quota resources, usage counters). Every entry point (the server and every CLI command
+that touches data) goes through :func:`openarts.bootstrap.prepare`, which imports this module, so the
+hooks are always in place before any data changes.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from openarts.core.iam import router as iam_router
+from openarts.workspaces.api import router as workspaces_router
+
+ROUTERS: list[APIRouter] = [iam_router, workspaces_router]
