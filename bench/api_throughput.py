@@ -117,6 +117,8 @@ class LoadResult:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    server_cpu: float | None = None  # share of one core the server used, warm-up included (Linux only)
+    client_cpu: float = 0.0  # share of one core this load generator used
 
     @property
     def rps(self) -> float:
@@ -151,6 +153,15 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process from ``/proc`` (None where there is no ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_stderr(server: Server, max_lines: int = 20) -> list[str]:
@@ -337,14 +348,34 @@ class Measurements:
         return merged
 
 
+def measure(server: Server, payload: bytes, args: argparse.Namespace) -> LoadResult:
+    """One warm-up plus measurement against ``server``, noting how busy it and the client were."""
+    server_before, client_before, wall_before = cpu_seconds(server.process.pid), time.process_time(), time.monotonic()
+    result = asyncio.run(generate_load(server.port, payload, args.concurrency, args.seconds))
+    server_after, wall = cpu_seconds(server.process.pid), time.monotonic() - wall_before
+    result.client_cpu = (time.process_time() - client_before) / wall
+    if server_before is not None and server_after is not None:
+        result.server_cpu = (server_after - server_before) / wall
+    return result
+
+
+def describe(result: LoadResult) -> str:
+    server_cpu = "n/a" if result.server_cpu is None else f"{result.server_cpu:.0%}"
+    return (
+        f"{result.rps:>9.1f} req/s  ({result.ok} ok, {result.errors} errors; "
+        f"cpu: server {server_cpu}, client {result.client_cpu:.0%})"
+    )
+
+
 def run_rounds(servers: dict[str, Server], payload: bytes, args: argparse.Namespace) -> Measurements:
+    """Each round measures both targets; the order alternates so neither always runs first."""
     measurements = Measurements()
     order = ["bare", "openarts"]
     for round_no in range(1, args.rounds + 1):
         for name in order:
-            result = asyncio.run(generate_load(servers[name].port, payload, args.concurrency, args.seconds))
+            result = measure(servers[name], payload, args)
             measurements.results[name].append(result)
-            print(f"  round {round_no}  {name:<9} {result.rps:>9.1f} req/s  ({result.ok} ok, {result.errors} errors)")
+            print(f"  round {round_no}  {name:<9} {describe(result)}")
         order.reverse()
     return measurements
 
@@ -352,10 +383,10 @@ def run_rounds(servers: dict[str, Server], payload: bytes, args: argparse.Namesp
 def print_report(m: Measurements, args: argparse.Namespace) -> None:
     bare, openarts = m.median_rps("bare"), m.median_rps("openarts")
     print()
-    print(f"{'target':<10} {'median req/s':>13} {'rounds':>32} {'errors':>7}")
+    print(f"{'target':<10} {'median req/s':>13}  {'errors':>6}  per round (req/s)")
     for name, median in (("bare", bare), ("openarts", openarts)):
         rounds = " ".join(f"{r.rps:.0f}" for r in m.results[name])
-        print(f"{name:<10} {median:>13.1f} {rounds:>32} {m.errors(name):>7}")
+        print(f"{name:<10} {median:>13.1f}  {m.errors(name):>6}  {rounds}")
         if m.non_200(name):
             print(f"{'':<10} non-200 statuses: {m.non_200(name)}")
     print(f"(concurrency {args.concurrency}, {args.rounds} rounds of {args.seconds:g} s after {WARMUP_S:g} s warm-up)")
@@ -415,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             measurements = benchmark(args, work_dir, servers)
             print_report(measurements, args)
             print_server_logs(servers)
-        except BenchError as exc:
+        except (BenchError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         finally:
