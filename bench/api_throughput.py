@@ -37,6 +37,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -135,14 +136,21 @@ def free_port() -> int:
         return port
 
 
-def start_server(name: str, argv: list[str], env: dict[str, str], port: int, log_dir: Path) -> Server:
-    """Start a server in its own session (Ctrl-C reaches only us; we stop it), logging to files."""
+def start_server(
+    name: str, argv: list[str], env: dict[str, str], port: int, log_dir: Path, servers: dict[str, Server]
+) -> Server:
+    """Start a server in its own session (Ctrl-C reaches only us; we stop it), logging to files.
+
+    It joins ``servers`` at once, before anyone waits for it, so that the caller's cleanup stops it
+    even when the start is interrupted.
+    """
     stderr_path = log_dir / f"{name}.stderr.log"
     with open(log_dir / f"{name}.stdout.log", "wb") as out, open(stderr_path, "wb") as err:
         process = subprocess.Popen(
             argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    return Server(name, port, process, stderr_path)
+    servers[name] = Server(name, port, process, stderr_path)
+    return servers[name]
 
 
 def stop_server(server: Server) -> None:
@@ -193,21 +201,23 @@ def wait_until_ok(server: Server, path: str, headers: dict[str, str] | None = No
             if http_get(server.port, path, headers, timeout=2.0)[0] == 200:
                 return
         time.sleep(0.1)
-    raise BenchError(f"{server.name} did not answer 200 on {path} within {STARTUP_TIMEOUT_S:.0f} s")
+    raise BenchError(f"{server.name} did not answer 200 on {path} within {STARTUP_TIMEOUT_S:g} s")
 
 
-def start_openarts(work_dir: Path) -> Server:
+def start_openarts(work_dir: Path, servers: dict[str, Server]) -> Server:
     data_dir = work_dir / "data"
     data_dir.mkdir()
-    env = {**os.environ, "OPENARTS_DATA_DIR": str(data_dir)}
+    # Only the temporary data directory: no inherited OPENARTS_DATABASE_URL may point at a real database.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENARTS_")}
+    env["OPENARTS_DATA_DIR"] = str(data_dir)
     port = free_port()
     argv = [sys.executable, "-m", "openarts", "serve", "--host", HOST, "--port", str(port), "--log-level", "warning"]
-    server = start_server("openarts", argv, env, port, work_dir)
+    server = start_server("openarts", argv, env, port, work_dir, servers)
     wait_until_ok(server, "/health")
     return server
 
 
-def start_bare(work_dir: Path, body: bytes, request: SignedRequest) -> Server:
+def start_bare(work_dir: Path, body: bytes, request: SignedRequest, servers: dict[str, Server]) -> Server:
     app_dir = work_dir / "bare"
     app_dir.mkdir()
     (app_dir / "bare_app.py").write_text(BARE_APP_SOURCE)
@@ -215,7 +225,7 @@ def start_bare(work_dir: Path, body: bytes, request: SignedRequest) -> Server:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "bare_app:app"]
     argv += ["--host", HOST, "--port", str(port), "--log-level", "warning"]
-    server = start_server("bare", argv, dict(os.environ), port, work_dir)
+    server = start_server("bare", argv, dict(os.environ), port, work_dir, servers)
     wait_until_ok(server, request.path, request.headers)
     return server
 
@@ -426,20 +436,28 @@ def work_directory() -> Iterator[Path]:
 
 
 def benchmark(args: argparse.Namespace, work_dir: Path, servers: dict[str, Server]) -> Measurements:
-    servers["openarts"] = start_openarts(work_dir)
-    port = servers["openarts"].port
+    port = start_openarts(work_dir, servers).port
     creds = read_credentials(work_dir / "data")
     create_workspaces(port, creds, WORKSPACES_TOTAL - 1)
     request = sign_list_request(port, creds)
     body = fetch_reference_body(port, request)
     print(f"OpenArts on :{port}, project {creds.project_id}: pre-signed list -> 200, {len(body)} bytes, 10 workspaces")
-    servers["bare"] = start_bare(work_dir, body, request)
-    print(f"bare FastAPI on :{servers['bare'].port}")
+    print(f"bare FastAPI on :{start_bare(work_dir, body, request, servers).port}")
     return run_rounds(servers, request.wire_bytes(), args)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so that the cleanup in ``main`` runs, as it does on Ctrl-C."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     servers: dict[str, Server] = {}
     with work_directory() as work_dir:
         try:
