@@ -53,7 +53,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: autocommit, each statement reads its own snapshot
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -69,15 +70,23 @@ class Database:
             )
             _configure_sqlite(self.engine)
             self._write_engine: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            self._single_read_engine: Engine = self.engine.execution_options(sqlite_begin=None)
         else:
             self.engine = create_engine(self.url, pool_size=16, max_overflow=16, pool_pre_ping=True)
-            self._write_engine = self.engine
+            self._write_engine = self._single_read_engine = self.engine
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reads; it never commits."""
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A bare connection for the hottest reads, each one statement that needs no transaction
+        around it (on SQLite no BEGIN/ROLLBACK round trips either)."""
+        with self._single_read_engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def write(self) -> Iterator[Session]:

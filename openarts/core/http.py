@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -109,6 +110,29 @@ def error_response(request: Request, error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(_request_id(request)), status_code=error.status, headers=error.headers)
 
 
+def ok(payload: Any, status_code: int = 200) -> JSONResponse:
+    """A JSON answer. Routes return these rather than bare dicts: FastAPI would otherwise re-encode
+    and re-validate every response, which costs more than the request's own work."""
+    return JSONResponse(payload, status_code=status_code)
+
+
+QueryModel = TypeVar("QueryModel", bound=BaseModel)
+
+
+def parse_query(request: Request, model: type[QueryModel]) -> QueryModel:
+    """Validate the query string against a pydantic model.
+
+    Hot list routes use this instead of declaring each parameter: FastAPI's per-parameter machinery
+    costs several times the validation itself. Failures answer like any other validation error.
+    """
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+
+
 class FamilyRoute(APIRoute):
     """A route whose validation failures carry its family's error code (training says 2788, ...)."""
 
@@ -129,7 +153,10 @@ def _describe_validation_error(exc: RequestValidationError) -> str:
     first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
     if first.get("type") == "json_invalid":
         return "The request body is not valid JSON."
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    loc = list(first.get("loc", ()))
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    location = [str(part) for part in loc]
     field = ".".join(location) or "body"
     if first.get("type") == "missing":
         return f"Invalid Argument: field '{field}' is required."

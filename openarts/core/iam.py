@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openarts.core import errors
 from openarts.core.identity.service import issue_token
-from openarts.core.services import Services, get_services
+from openarts.core.services import services_of
 
 router = APIRouter()
 
@@ -56,7 +55,8 @@ def _iso(ms: int) -> str:
 
 
 @router.post("/v3/auth/tokens", status_code=201)
-def create_token(body: TokenRequest, services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+def create_token(body: TokenRequest, request: Request) -> JSONResponse:
+    services = services_of(request)
     identity = body.auth.identity
     if "password" not in identity.methods or identity.password is None:
         raise errors.invalid_argument("only the password identity method is supported", "IAM.0004")

@@ -18,6 +18,6 @@ class Services:
     clock: Clock
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services

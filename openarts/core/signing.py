@@ -46,10 +46,17 @@ def parse_authorization(value: str) -> Authorization:
     return Authorization(match.group("ak"), headers, match.group("sig").lower())
 
 
+_SDK_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
+
+
 def parse_sdk_date(value: str) -> float:
     """Seconds since the epoch of an ``X-Sdk-Date`` value such as ``20261127T062340Z``."""
+    match = _SDK_DATE.match(value)
     try:
-        return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=UTC).timestamp()
+        if match is None:
+            raise ValueError(value)
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
     except ValueError as exc:
         raise SignatureFormatError("X-Sdk-Date is not in the form YYYYMMDDTHHMMSSZ") from exc
 

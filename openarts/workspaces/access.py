@@ -11,7 +11,9 @@ the default workspace "0" has no creator, so only the main account manages it.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from typing import Any
+
+from sqlalchemy import Boolean, ColumnElement, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
 
 from openarts.core import errors
@@ -27,23 +29,27 @@ def workspace_not_found(workspace_id: str) -> ApiError:
     return ApiError(400, "ModelArts.7005", f"Workspace {workspace_id} does not exist.")
 
 
-def accessible(principal: Principal) -> ColumnElement[bool]:
-    """A SQL condition on :class:`Workspace` rows: those the principal may use."""
+def accessible_clause() -> ColumnElement[bool]:
+    """A SQL condition on :class:`Workspace` rows: those the caller may use.
+
+    It takes its caller as bind parameters (see :func:`accessible_params`), so statements that use it
+    can be built once and reused.
+    """
     granted = exists().where(
         WorkspaceGrant.project_id == Workspace.project_id,
         WorkspaceGrant.workspace_id == Workspace.id,
-        WorkspaceGrant.user_id == principal.user_id,
+        WorkspaceGrant.user_id == bindparam("caller_id"),
     )
-    if principal.is_admin:
-        return Workspace.project_id == principal.project_id
-    return and_(
-        Workspace.project_id == principal.project_id,
-        or_(
-            Workspace.auth_type == PUBLIC,
-            Workspace.owner_id == principal.user_id,
-            and_(Workspace.auth_type == INTERNAL, granted),
-        ),
+    return or_(
+        bindparam("caller_sees_all", type_=Boolean),
+        Workspace.auth_type == PUBLIC,
+        Workspace.owner_id == bindparam("caller_id"),
+        and_(Workspace.auth_type == INTERNAL, granted),
     )
+
+
+def accessible_params(principal: Principal) -> dict[str, Any]:
+    return {"caller_id": principal.user_id, "caller_sees_all": principal.is_admin}
 
 
 def can_manage(principal: Principal, workspace: Workspace) -> bool:

@@ -1,15 +1,18 @@
-"""HTTP routes of the workspace family: ``/v1/{project_id}/workspaces...``."""
+"""HTTP routes of the workspace family: ``/v1/{project_id}/workspaces...``.
+
+Reads run on the event loop (one lock-free indexed query each, see ``core/auth.py``); writes run in
+the thread pool, since they may wait for the database's write lock.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
-from fastapi import APIRouter, Depends, Query
-
-from openarts.core.auth import CurrentPrincipal, authenticate
+from openarts.core.auth import authenticate, principal_of
 from openarts.core.clock import to_ms
-from openarts.core.http import route_class
-from openarts.core.services import Services, get_services
+from openarts.core.http import ok, parse_query, route_class
+from openarts.core.services import services_of
 from openarts.workspaces import quotas, schemas, service
 from openarts.workspaces.access import require_workspace
 
@@ -19,93 +22,73 @@ router = APIRouter(
     dependencies=[Depends(authenticate)],
     tags=["workspaces"],
 )
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 @router.get("")
-def list_workspace(
-    principal: CurrentPrincipal,
-    services: ServicesDep,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-    sort_by: Literal["name", "update_time", "status"] = "name",
-    order: Literal["asc", "desc"] = "desc",
-    name: Annotated[str | None, Query(max_length=64)] = None,
-    enterprise_project_id: Annotated[str | None, Query(max_length=64)] = None,
-    filter_accessible: bool = False,
-) -> dict[str, Any]:
-    with services.db.read() as session:
-        return service.list_workspaces(
-            session,
-            principal,
-            offset=offset,
-            limit=limit,
-            sort_by=sort_by,
-            order=order,
-            name=name,
-            enterprise_project_id=enterprise_project_id,
-            filter_accessible=filter_accessible,
-        )
+async def list_workspace(request: Request) -> JSONResponse:
+    query = parse_query(request, schemas.ListQuery)
+    with services_of(request).db.read_connection() as conn:
+        return ok(service.list_workspaces(conn, principal_of(request), query))
 
 
 @router.post("")
-def create_workspace(
-    body: schemas.CreateWorkspace, principal: CurrentPrincipal, services: ServicesDep
-) -> dict[str, Any]:
+def create_workspace(request: Request, body: schemas.CreateWorkspace) -> JSONResponse:
+    services = services_of(request)
     with services.db.write() as session:
-        return service.create(
-            session, principal, body, to_ms(services.clock.now()), services.settings.max_workspaces_per_project
-        )
+        now_ms = to_ms(services.clock.now())
+        limit = services.settings.max_workspaces_per_project
+        return ok(service.create(session, principal_of(request), body, now_ms, limit))
 
 
 @router.get("/users/list")
-def list_users(principal: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    with services.db.read() as session:
-        return service.list_project_users(session, principal)
+async def list_users(request: Request) -> JSONResponse:
+    with services_of(request).db.read() as session:
+        return ok(service.list_project_users(session, principal_of(request)))
 
 
 @router.get("/{workspace_id}")
-def show_workspace(workspace_id: str, principal: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    with services.db.read() as session:
-        return service.show(session, principal, workspace_id)
+async def show_workspace(request: Request, workspace_id: str) -> JSONResponse:
+    with services_of(request).db.read() as session:
+        return ok(service.show(session, principal_of(request), workspace_id))
 
 
 @router.put("/{workspace_id}")
-def update_workspace(
-    workspace_id: str, body: schemas.UpdateWorkspace, principal: CurrentPrincipal, services: ServicesDep
-) -> dict[str, Any]:
+def update_workspace(request: Request, workspace_id: str, body: schemas.UpdateWorkspace) -> JSONResponse:
+    services = services_of(request)
     with services.db.write() as session:
-        return service.update(session, principal, workspace_id, body, to_ms(services.clock.now()))
+        now_ms = to_ms(services.clock.now())
+        return ok(service.update(session, principal_of(request), workspace_id, body, now_ms))
 
 
 @router.delete("/{workspace_id}")
-def delete_workspace(workspace_id: str, principal: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    with services.db.write() as session:
-        return service.delete(session, principal, workspace_id)
+def delete_workspace(request: Request, workspace_id: str) -> JSONResponse:
+    with services_of(request).db.write() as session:
+        return ok(service.delete(session, principal_of(request), workspace_id))
 
 
 @router.post("/{workspace_id}/auth")
-def validate_authorization(
-    workspace_id: str, body: schemas.ValidateAuthorization, principal: CurrentPrincipal, services: ServicesDep
-) -> dict[str, Any]:
-    with services.db.read() as session:
-        return service.validate_authorization(session, principal, workspace_id, body.requests)
+async def validate_authorization(
+    request: Request, workspace_id: str, body: schemas.ValidateAuthorization
+) -> JSONResponse:
+    with services_of(request).db.read() as session:
+        return ok(service.validate_authorization(session, principal_of(request), workspace_id, body.requests))
 
 
 @router.get("/{workspace_id}/quotas")
-def show_workspace_quotas(workspace_id: str, principal: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    with services.db.read() as session:
-        workspace = require_workspace(session, principal, workspace_id, action="modelarts:workspace:getQuotas")
-        return {"quotas": quotas.list_quotas(session, workspace)}
+async def show_workspace_quotas(request: Request, workspace_id: str) -> JSONResponse:
+    with services_of(request).db.read() as session:
+        workspace = require_workspace(
+            session, principal_of(request), workspace_id, action="modelarts:workspace:getQuotas"
+        )
+        return ok({"quotas": quotas.list_quotas(session, workspace)})
 
 
 @router.put("/{workspace_id}/quotas")
-def update_workspace_quotas(
-    workspace_id: str, body: schemas.UpdateQuotas, principal: CurrentPrincipal, services: ServicesDep
-) -> dict[str, Any]:
+def update_workspace_quotas(request: Request, workspace_id: str, body: schemas.UpdateQuotas) -> JSONResponse:
+    services = services_of(request)
     with services.db.write() as session:
         workspace = require_workspace(
-            session, principal, workspace_id, action="modelarts:workspace:updateQuotas", manage=True
+            session, principal_of(request), workspace_id, action="modelarts:workspace:updateQuotas", manage=True
         )
         changes = [(q.resource, q.quota) for q in body.quotas]
-        return {"quotas": quotas.update_quotas(session, workspace, changes, to_ms(services.clock.now()))}
+        return ok({"quotas": quotas.update_quotas(session, workspace, changes, to_ms(services.clock.now()))})

@@ -8,7 +8,33 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from openarts.workspaces.access import AUTH_TYPES
 
+# A workspace on the wire (WorkspaceResponse), in this order.
+WORKSPACE_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "owner",
+    "auth_type",
+    "enterprise_project_id",
+    "enterprise_project_name",
+    "create_time",
+    "update_time",
+    "status",
+    "status_info",
+)
 NAME_PATTERN = r"^[A-Za-z0-9_\-\u4e00-\u9fff]{4,64}$"
+
+
+class ListQuery(BaseModel):
+    """The list's query string (one model: FastAPI validates it faster than seven parameters)."""
+
+    offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    limit: Annotated[int, Field(ge=1, le=1000)] = 1000
+    sort_by: Literal["name", "update_time", "status"] = "name"
+    order: Literal["asc", "desc"] = "desc"
+    name: Annotated[str, Field(max_length=64)] | None = None
+    enterprise_project_id: Annotated[str, Field(max_length=64)] | None = None
+    filter_accessible: bool = False
 
 
 class _Strict(BaseModel):

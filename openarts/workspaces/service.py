@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import asc, desc, func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,13 +13,12 @@ from openarts.core import errors, ids
 from openarts.core.errors import ApiError
 from openarts.core.identity.service import Principal, project_created_hooks, project_users
 from openarts.core.identity.tables import Domain, Project, User
-from openarts.workspaces import schemas
-from openarts.workspaces.access import PUBLIC, accessible, can_access, can_manage, require_workspace
+from openarts.workspaces import listing, schemas
+from openarts.workspaces.access import PUBLIC, can_access, can_manage, require_workspace
 from openarts.workspaces.tables import Workspace, WorkspaceGrant
 
 DEFAULT_NAME = "default"
 NORMAL = "NORMAL"
-SORT_COLUMNS = {"name": Workspace.name, "update_time": Workspace.update_time, "status": Workspace.status}
 
 # Families that keep resources in workspaces register a counter, e.g. ("training jobs", fn); a
 # workspace that still holds any cannot be deleted.
@@ -56,19 +55,7 @@ project_created_hooks.append(_create_default_workspace)
 
 
 def to_wire(workspace: Workspace) -> dict[str, Any]:
-    return {
-        "id": workspace.id,
-        "name": workspace.name,
-        "description": workspace.description,
-        "owner": workspace.owner,
-        "auth_type": workspace.auth_type,
-        "enterprise_project_id": workspace.enterprise_project_id,
-        "enterprise_project_name": workspace.enterprise_project_name,
-        "create_time": workspace.create_time,
-        "update_time": workspace.update_time,
-        "status": workspace.status,
-        "status_info": workspace.status_info,
-    }
+    return {field: getattr(workspace, field) for field in schemas.WORKSPACE_FIELDS}
 
 
 def grants_of(session: Session, workspace: Workspace) -> list[WorkspaceGrant]:
@@ -167,36 +154,10 @@ def create(
     return with_grants(session, workspace)
 
 
-def list_workspaces(
-    session: Session,
-    principal: Principal,
-    *,
-    offset: int,
-    limit: int,
-    sort_by: str,
-    order: str,
-    name: str | None,
-    enterprise_project_id: str | None,
-    filter_accessible: bool,
-) -> dict[str, Any]:
-    conditions = [Workspace.project_id == principal.project_id]
-    if name:
-        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Workspace.name.like(f"%{escaped}%", escape="\\"))
-    if enterprise_project_id:
-        conditions.append(Workspace.enterprise_project_id == enterprise_project_id)
-    if filter_accessible:
-        conditions.append(accessible(principal))
-    total = session.scalar(select(func.count()).select_from(Workspace).where(*conditions)) or 0
-    direction = asc if order == "asc" else desc
-    rows = session.scalars(
-        select(Workspace)
-        .where(*conditions)
-        .order_by(direction(SORT_COLUMNS[sort_by]), direction(Workspace.id))
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return {"total_count": total, "count": len(rows), "workspaces": [to_wire(w) for w in rows]}
+def list_workspaces(conn: Connection, principal: Principal, query: schemas.ListQuery) -> dict[str, Any]:
+    total, rows = listing.list_rows(conn, principal, query)
+    workspaces = [dict(zip(schemas.WORKSPACE_FIELDS, row, strict=False)) for row in rows]
+    return {"total_count": total, "count": len(rows), "workspaces": workspaces}
 
 
 def show(session: Session, principal: Principal, workspace_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from openarts.core import ids
@@ -43,17 +43,6 @@ class Principal:
 # in the transaction that creates the project, so a project never exists without its defaults.
 ProjectHook = Callable[[Session, Project], None]
 project_created_hooks: list[ProjectHook] = []
-
-
-def _principal(user: User, domain: Domain) -> Principal:
-    return Principal(
-        user_id=user.id,
-        user_name=user.name,
-        domain_id=domain.id,
-        domain_name=domain.name,
-        project_id=user.project_id,
-        is_admin=user.is_admin,
-    )
 
 
 def _new_project(session: Session, domain: Domain, project_id: str, name: str, now_ms: int) -> Project:
@@ -237,30 +226,40 @@ def issue_token(
     return token, body
 
 
-def principal_for_token(session: Session, clock: Clock, token: str) -> Principal | None:
-    row = session.get(Token, _token_hash(token))
-    if row is None or row.expires_at <= to_ms(clock.now()):
-        return None
-    user = session.get(User, row.user_id)
-    if user is None or not user.enabled or user.credential_epoch != row.credential_epoch:
-        return None
-    return _principal(user, session.get_one(Domain, user.domain_id))
+# The two lookups below run on every authenticated request, so their statements are built once (building
+# a SELECT costs more than running it) and they fetch plain columns, not ORM objects.
+_PRINCIPAL_COLUMNS = (User.id, User.name, Domain.id, Domain.name, User.project_id, User.is_admin)
+_TOKEN_LOOKUP = (
+    select(*_PRINCIPAL_COLUMNS)
+    .select_from(Token)
+    .join(User, User.id == Token.user_id)
+    .join(Domain, Domain.id == User.domain_id)
+    .where(
+        Token.token_hash == bindparam("token_hash"),
+        Token.expires_at > bindparam("now_ms"),
+        Token.credential_epoch == User.credential_epoch,
+        User.enabled.is_(True),
+    )
+)
+_ACCESS_KEY_LOOKUP = (
+    select(AccessKey.secret_key, *_PRINCIPAL_COLUMNS)
+    .select_from(AccessKey)
+    .join(User, User.id == AccessKey.user_id)
+    .join(Domain, Domain.id == User.domain_id)
+    .where(AccessKey.access_key == bindparam("access_key"), AccessKey.enabled.is_(True), User.enabled.is_(True))
+)
 
 
-def principal_for_access_key(session: Session, access_key: str) -> tuple[Principal, str] | None:
+def principal_for_token(db: Connection | Session, clock: Clock, token: str) -> Principal | None:
+    """The caller behind a token still valid: unexpired, user enabled, credentials unchanged since."""
+    row = db.execute(_TOKEN_LOOKUP, {"token_hash": _token_hash(token), "now_ms": to_ms(clock.now())}).first()
+    return None if row is None else Principal(*row)
+
+
+def principal_for_access_key(db: Connection | Session, access_key: str) -> tuple[Principal, str] | None:
     """The caller behind an access key and its secret key, or None for an unknown or disabled key."""
-    row = session.execute(
-        select(AccessKey, User, Domain)
-        .join(User, User.id == AccessKey.user_id)
-        .join(Domain, Domain.id == User.domain_id)
-        .where(AccessKey.access_key == access_key)
-    ).first()
-    if row is None:
-        return None
-    key, user, domain = row
-    if not key.enabled or not user.enabled:
-        return None
-    return _principal(user, domain), key.secret_key
+    row = db.execute(_ACCESS_KEY_LOOKUP, {"access_key": access_key}).first()
+    return None if row is None else (Principal(*row[1:]), row[0])
 
 
 def project_users(session: Session, project_id: str) -> list[User]:
