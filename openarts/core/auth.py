@@ -51,8 +51,7 @@ def _verify_signature(request: Request, body: bytes, services: Services, header:
     if abs(services.clock.now() - signed_at) > services.settings.signature_skew_s:
         raise errors.auth_failed("signature expired")
 
-    with services.db.read_connection() as conn:
-        found = principal_for_access_key(conn, auth.access_key)
+    found = principal_for_access_key(services.db, auth.access_key)
     if found is None:
         raise errors.auth_failed("verify aksk signature fail")
     principal, secret_key = found
@@ -77,8 +76,7 @@ async def authenticate(request: Request) -> Principal:
     token = request.headers.get("x-auth-token")
     authorization = request.headers.get("authorization")
     if token:
-        with services.db.read_connection() as conn:
-            principal = principal_for_token(conn, services.clock, token)
+        principal = principal_for_token(services.db, services.clock, token)
         if principal is None:
             raise errors.auth_failed("the token is invalid or has expired")
     elif authorization:

@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Engine, create_engine, event, text
+from sqlalchemy import BigInteger, Engine, NullPool, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Session
+
+from openarts.core.hot_reads import HotQuery, ThreadReaders
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,7 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        if mode is not None:  # None: autocommit, each statement reads its own snapshot
-            conn.exec_driver_sql(f"BEGIN {mode}")
+        conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -70,10 +71,18 @@ class Database:
             )
             _configure_sqlite(self.engine)
             self._write_engine: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-            self._single_read_engine: Engine = self.engine.execution_options(sqlite_begin=None)
         else:
             self.engine = create_engine(self.url, pool_size=16, max_overflow=16, pool_pre_ping=True)
-            self._write_engine = self._single_read_engine = self.engine
+            self._write_engine = self.engine
+        # Hot reads keep their own connections, outside the pool's accounting.
+        self._hot = ThreadReaders(create_engine(self.url, poolclass=NullPool, **self._connect_args()))
+        if self.is_sqlite:
+            _configure_sqlite(self._hot.engine)
+
+    def _connect_args(self) -> dict[str, Any]:
+        if self.is_sqlite:
+            return {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}}
+        return {}
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -81,12 +90,9 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
-    @contextmanager
-    def read_connection(self) -> Iterator[Connection]:
-        """A bare connection for the hottest reads, each one statement that needs no transaction
-        around it (on SQLite no BEGIN/ROLLBACK round trips either)."""
-        with self._single_read_engine.connect() as conn:
-            yield conn
+    def hot_rows(self, query: HotQuery, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run a one-statement read of a hot path (see ``core/hot_reads.py``)."""
+        return self._hot.rows(query, params)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -109,4 +115,5 @@ class Database:
             command.upgrade(config, "head")
 
     def dispose(self) -> None:
+        self._hot.close()
         self.engine.dispose()

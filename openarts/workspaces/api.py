@@ -27,8 +27,7 @@ router = APIRouter(
 @router.get("")
 async def list_workspace(request: Request) -> JSONResponse:
     query = parse_query(request, schemas.ListQuery)
-    with services_of(request).db.read_connection() as conn:
-        return ok(service.list_workspaces(conn, principal_of(request), query))
+    return ok(service.list_workspaces(services_of(request).db, principal_of(request), query))
 
 
 @router.post("")

@@ -1,16 +1,18 @@
 """The workspace list query, built once per sort order.
 
-Listing is the family's hottest read, and building a SELECT costs SQLAlchemy more than running it, so
-every filter is a bind parameter: a filter the caller didn't give is passed as NULL (or TRUE) and drops
-out. ``count(*) OVER ()`` returns the number of matches with the page in one round trip.
+Listing is the family's hottest read, so it runs as a hot read (``core/hot_reads.py``): every filter is
+a bind parameter, and a filter the caller didn't give is passed as NULL (or TRUE) and drops out.
+``count(*) OVER ()`` returns the number of matches with the page in one round trip.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Select, String, and_, asc, bindparam, desc, func, or_, select
+from sqlalchemy import Boolean, String, and_, asc, bindparam, desc, func, or_, select
 
+from openarts.core.db import Database
+from openarts.core.hot_reads import HotQuery
 from openarts.core.identity.service import Principal
 from openarts.workspaces.access import accessible_clause, accessible_params
 from openarts.workspaces.schemas import WORKSPACE_FIELDS, ListQuery
@@ -29,12 +31,12 @@ _MATCHES = and_(
     ),
     or_(bindparam("all_workspaces", type_=Boolean), accessible_clause()),
 )
-_COUNT = select(func.count()).select_from(_TABLE).where(_MATCHES)
+_COUNT = HotQuery(select(func.count()).select_from(_TABLE).where(_MATCHES))
 
 
-def _page_query(sort_by: str, order: str) -> Select[Any]:
+def _page_query(sort_by: str, order: str) -> HotQuery:
     direction = asc if order == "asc" else desc
-    return (
+    return HotQuery(
         select(*_COLUMNS, func.count().over().label("total_count"))
         .where(_MATCHES)
         .order_by(direction(SORT_COLUMNS[sort_by]), direction(Workspace.id))
@@ -51,7 +53,7 @@ def _like_pattern(fragment: str) -> str:
     return f"%{escaped}%"
 
 
-def list_rows(conn: Connection, principal: Principal, query: ListQuery) -> tuple[int, list[Any]]:
+def list_rows(db: Database, principal: Principal, query: ListQuery) -> tuple[int, list[tuple[Any, ...]]]:
     """(number of matches, the rows of the page: the columns of ``WORKSPACE_FIELDS``, then the count)."""
     params = {
         "project_id": principal.project_id,
@@ -62,8 +64,8 @@ def list_rows(conn: Connection, principal: Principal, query: ListQuery) -> tuple
         "limit": query.limit,
         "offset": query.offset,
     }
-    rows = list(conn.execute(_PAGES[(query.sort_by, query.order)], params).all())
+    rows = db.hot_rows(_PAGES[(query.sort_by, query.order)], params)
     if rows:
-        return rows[0].total_count, rows
-    total = conn.execute(_COUNT, params).scalar() or 0  # a page past the end still reports the total
+        return rows[0][-1], rows
+    total: int = db.hot_rows(_COUNT, params)[0][0]  # a page past the end still reports the total
     return total, []

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from openarts.core import errors, ids
+from openarts.core.db import Database
 from openarts.core.errors import ApiError
 from openarts.core.identity.service import Principal, project_created_hooks, project_users
 from openarts.core.identity.tables import Domain, Project, User
@@ -154,8 +155,8 @@ def create(
     return with_grants(session, workspace)
 
 
-def list_workspaces(conn: Connection, principal: Principal, query: schemas.ListQuery) -> dict[str, Any]:
-    total, rows = listing.list_rows(conn, principal, query)
+def list_workspaces(db: Database, principal: Principal, query: schemas.ListQuery) -> dict[str, Any]:
+    total, rows = listing.list_rows(db, principal, query)
     workspaces = [dict(zip(schemas.WORKSPACE_FIELDS, row, strict=False)) for row in rows]
     return {"total_count": total, "count": len(rows), "workspaces": workspaces}
 

@@ -33,10 +33,9 @@ def counted() -> Iterator[dict[str, int]]:
 
 
 def _admin(app: InProcess) -> Principal:
-    with app.db.read() as session:
-        found = principal_for_access_key(session, app.admin["access_key"])
-        assert found is not None
-        return found[0]
+    found = principal_for_access_key(app.db, app.admin["access_key"])
+    assert found is not None
+    return found[0]
 
 
 def test_check_quota_counts_real_usage(inprocess: InProcess, counted: dict[str, int]) -> None:
@@ -65,9 +64,8 @@ def test_check_quota_applies_access_rules(inprocess: InProcess) -> None:
     pid = other["project_id"]
     created = inprocess.signed("POST", f"/v1/{pid}/workspaces", body={"name": "private-ws", "auth_type": "PRIVATE"})
     assert created.status_code == 200
-    with inprocess.db.read() as session:
-        found = principal_for_access_key(session, other["access_key"])
-        assert found is not None
+    found = principal_for_access_key(inprocess.db, other["access_key"])
+    assert found is not None
     with inprocess.db.write() as session, pytest.raises(ApiError) as caught:
         quotas.check_quota(session, found[0], created.json()["id"], RESOURCE)
     assert caught.value.status == 403

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from openarts.core import ids
 from openarts.core.clock import Clock, to_ms
+from openarts.core.db import Database
+from openarts.core.hot_reads import HotQuery
 from openarts.core.identity.passwords import hash_password, verify_password
 from openarts.core.identity.tables import AccessKey, Domain, Project, Token, User
 
@@ -226,10 +228,9 @@ def issue_token(
     return token, body
 
 
-# The two lookups below run on every authenticated request, so their statements are built once (building
-# a SELECT costs more than running it) and they fetch plain columns, not ORM objects.
+# The two lookups below run on every authenticated request, as hot reads (see core/hot_reads.py).
 _PRINCIPAL_COLUMNS = (User.id, User.name, Domain.id, Domain.name, User.project_id, User.is_admin)
-_TOKEN_LOOKUP = (
+_TOKEN_LOOKUP = HotQuery(
     select(*_PRINCIPAL_COLUMNS)
     .select_from(Token)
     .join(User, User.id == Token.user_id)
@@ -241,7 +242,7 @@ _TOKEN_LOOKUP = (
         User.enabled.is_(True),
     )
 )
-_ACCESS_KEY_LOOKUP = (
+_ACCESS_KEY_LOOKUP = HotQuery(
     select(AccessKey.secret_key, *_PRINCIPAL_COLUMNS)
     .select_from(AccessKey)
     .join(User, User.id == AccessKey.user_id)
@@ -250,16 +251,21 @@ _ACCESS_KEY_LOOKUP = (
 )
 
 
-def principal_for_token(db: Connection | Session, clock: Clock, token: str) -> Principal | None:
+def _principal(row: tuple[Any, ...]) -> Principal:
+    user_id, user_name, domain_id, domain_name, project_id, is_admin = row
+    return Principal(user_id, user_name, domain_id, domain_name, project_id, bool(is_admin))
+
+
+def principal_for_token(db: Database, clock: Clock, token: str) -> Principal | None:
     """The caller behind a token still valid: unexpired, user enabled, credentials unchanged since."""
-    row = db.execute(_TOKEN_LOOKUP, {"token_hash": _token_hash(token), "now_ms": to_ms(clock.now())}).first()
-    return None if row is None else Principal(*row)
+    rows = db.hot_rows(_TOKEN_LOOKUP, {"token_hash": _token_hash(token), "now_ms": to_ms(clock.now())})
+    return _principal(rows[0]) if rows else None
 
 
-def principal_for_access_key(db: Connection | Session, access_key: str) -> tuple[Principal, str] | None:
+def principal_for_access_key(db: Database, access_key: str) -> tuple[Principal, str] | None:
     """The caller behind an access key and its secret key, or None for an unknown or disabled key."""
-    row = db.execute(_ACCESS_KEY_LOOKUP, {"access_key": access_key}).first()
-    return None if row is None else (Principal(*row[1:]), row[0])
+    rows = db.hot_rows(_ACCESS_KEY_LOOKUP, {"access_key": access_key})
+    return (_principal(rows[0][1:]), rows[0][0]) if rows else None
 
 
 def project_users(session: Session, project_id: str) -> list[User]:
