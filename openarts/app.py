@@ -24,7 +24,7 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock |
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/health", include_in_schema=False)
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
     for router in ROUTERS:

@@ -6,6 +6,7 @@ works on the same data while the server runs.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from typing import Annotated
@@ -54,7 +55,11 @@ def serve(
     elif settings.admin_credentials_file.exists():
         typer.echo(f"Admin credentials: {settings.admin_credentials_file}")
     typer.echo(f"Python SDK: BasicCredentials(ak, sk, project_id), endpoint {url}")
-    uvicorn.run(create_app(settings, db=db), host=host, port=port, log_level=log_level.lower())
+    app = create_app(settings, db=db)
+    # Everything built so far lives as long as the server: keep it out of the garbage collector's
+    # scans, which otherwise grow with every module imported above.
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower())
 
 
 def _fail(message: str) -> None:

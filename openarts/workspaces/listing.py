@@ -1,8 +1,8 @@
 """The workspace list query, built once per sort order.
 
 Listing is the family's hottest read, so it runs as a hot read (``core/hot_reads.py``): every filter is
-a bind parameter, and a filter the caller didn't give is passed as NULL (or TRUE) and drops out.
-``count(*) OVER ()`` returns the number of matches with the page in one round trip.
+a bind parameter, and a filter the caller didn't give is passed as NULL (or TRUE) and drops out. The
+matches are counted only when the page doesn't show where they end.
 """
 
 from __future__ import annotations
@@ -36,10 +36,12 @@ _COUNT = HotQuery(select(func.count()).select_from(_TABLE).where(_MATCHES))
 
 def _page_query(sort_by: str, order: str) -> HotQuery:
     direction = asc if order == "asc" else desc
+    # Names are unique in a project, so sorting by name needs no tie-breaker and walks the index.
+    tie_breaker = [] if sort_by == "name" else [direction(Workspace.id)]
     return HotQuery(
-        select(*_COLUMNS, func.count().over().label("total_count"))
+        select(*_COLUMNS)
         .where(_MATCHES)
-        .order_by(direction(SORT_COLUMNS[sort_by]), direction(Workspace.id))
+        .order_by(direction(SORT_COLUMNS[sort_by]), *tie_breaker)
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
@@ -54,7 +56,7 @@ def _like_pattern(fragment: str) -> str:
 
 
 def list_rows(db: Database, principal: Principal, query: ListQuery) -> tuple[int, list[tuple[Any, ...]]]:
-    """(number of matches, the rows of the page: the columns of ``WORKSPACE_FIELDS``, then the count)."""
+    """(number of matches, the rows of the page: the columns of ``WORKSPACE_FIELDS``)."""
     params = {
         "project_id": principal.project_id,
         "name_like": _like_pattern(query.name) if query.name else None,
@@ -65,7 +67,7 @@ def list_rows(db: Database, principal: Principal, query: ListQuery) -> tuple[int
         "offset": query.offset,
     }
     rows = db.hot_rows(_PAGES[(query.sort_by, query.order)], params)
-    if rows:
-        return rows[0][-1], rows
-    total: int = db.hot_rows(_COUNT, params)[0][0]  # a page past the end still reports the total
-    return total, []
+    if 0 < len(rows) < query.limit or (not rows and query.offset == 0):
+        return query.offset + len(rows), rows  # the page holds the last match: no need to count
+    total: int = db.hot_rows(_COUNT, params)[0][0]
+    return total, rows

@@ -157,7 +157,7 @@ def create(
 
 def list_workspaces(db: Database, principal: Principal, query: schemas.ListQuery) -> dict[str, Any]:
     total, rows = listing.list_rows(db, principal, query)
-    workspaces = [dict(zip(schemas.WORKSPACE_FIELDS, row, strict=False)) for row in rows]
+    workspaces = [dict(zip(schemas.WORKSPACE_FIELDS, row, strict=True)) for row in rows]
     return {"total_count": total, "count": len(rows), "workspaces": workspaces}
 
 

@@ -169,6 +169,11 @@ def test_list_filters_sorts_and_pages(admin_client: Any, unique: Unique) -> None
     page = admin_client.list_workspace(ListWorkspaceRequest(name=tag, order="asc", offset=1, limit=1))
     assert (page.total_count, page.count, _names(page)) == (3, 1, [f"{tag}-b"])
 
+    past_the_end = admin_client.list_workspace(ListWorkspaceRequest(name=tag, offset=10))
+    assert (past_the_end.total_count, past_the_end.count, past_the_end.workspaces) == (3, 0, [])
+    full_page = admin_client.list_workspace(ListWorkspaceRequest(name=tag, limit=3))
+    assert (full_page.total_count, full_page.count) == (3, 3)
+
     by_time = admin_client.list_workspace(ListWorkspaceRequest(name=tag, sort_by="update_time", order="asc"))
     assert _names(by_time) == names  # creation order
 
