@@ -11,15 +11,11 @@ than the lookup itself.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import Request
 
 from openarts.core import errors, signing
 from openarts.core.identity.service import Principal, principal_for_access_key, principal_for_token
 from openarts.core.services import Services, services_of
-
-log = logging.getLogger(__name__)
 
 # The SDK always signs these; without the date a signature could be replayed forever.
 REQUIRED_SIGNED_HEADERS = ("host", "x-sdk-date")

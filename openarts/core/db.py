@@ -8,7 +8,6 @@ instead of one failing half-way with "database is locked" when it upgrades a rea
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +18,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from openarts.core.hot_reads import HotQuery, ThreadReaders
-
-log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -62,27 +59,19 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        options: dict[str, Any] = (
+            {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}}
+            if self.is_sqlite
+            else {"pool_pre_ping": True}
+        )
+        self.engine = create_engine(self.url, pool_size=16, max_overflow=16, **options)
+        # Hot reads keep one connection per thread of their own, outside the pool (core/hot_reads.py).
+        self._hot = ThreadReaders(create_engine(self.url, poolclass=NullPool, **options))
+        self._write_engine = self.engine
         if self.is_sqlite:
-            self.engine = create_engine(
-                self.url,
-                connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
-                pool_size=16,
-                max_overflow=16,
-            )
             _configure_sqlite(self.engine)
-            self._write_engine: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        else:
-            self.engine = create_engine(self.url, pool_size=16, max_overflow=16, pool_pre_ping=True)
-            self._write_engine = self.engine
-        # Hot reads keep their own connections, outside the pool's accounting.
-        self._hot = ThreadReaders(create_engine(self.url, poolclass=NullPool, **self._connect_args()))
-        if self.is_sqlite:
             _configure_sqlite(self._hot.engine)
-
-    def _connect_args(self) -> dict[str, Any]:
-        if self.is_sqlite:
-            return {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}}
-        return {}
+            self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @contextmanager
     def read(self) -> Iterator[Session]:

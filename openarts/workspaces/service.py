@@ -15,7 +15,7 @@ from openarts.core.errors import ApiError
 from openarts.core.identity.service import Principal, project_created_hooks, project_users
 from openarts.core.identity.tables import Domain, Project, User
 from openarts.workspaces import listing, schemas
-from openarts.workspaces.access import PUBLIC, can_access, can_manage, require_workspace
+from openarts.workspaces.access import PUBLIC, can_access, can_manage, require_workspace, workspace_not_found
 from openarts.workspaces.tables import Workspace, WorkspaceGrant
 
 DEFAULT_NAME = "default"
@@ -218,6 +218,7 @@ def delete(session: Session, principal: Principal, workspace_id: str) -> dict[st
 # --- authorisation questions -------------------------------------------------------------------
 
 MANAGE_ACTIONS = {
+    "modelarts:workspace:*",
     "modelarts:workspace:update",
     "modelarts:workspace:delete",
     "modelarts:workspace:updateQuotas",
@@ -227,14 +228,18 @@ MANAGE_ACTIONS = {
 def validate_authorization(
     session: Session, principal: Principal, workspace_id: str, requests: list[schemas.AuthRequest]
 ) -> dict[str, Any]:
+    """Answer, for each requested action, whether the caller may take it in the workspace.
+
+    Asking is open to every user of the project, whatever the answer; only the answer follows the rules.
+    """
     workspace = session.scalar(
         select(Workspace).where(Workspace.project_id == principal.project_id, Workspace.id == workspace_id)
     )
     if workspace is None:
-        raise ApiError(400, "ModelArts.7005", f"Workspace {workspace_id} does not exist.")
+        raise workspace_not_found(workspace_id)
     results = []
     for request in requests:
-        manage = request.action in MANAGE_ACTIONS or request.action == "modelarts:workspace:*"
+        manage = request.action in MANAGE_ACTIONS
         allowed = can_manage(principal, workspace) if manage else can_access(session, principal, workspace)
         cause = []
         if not allowed:
