@@ -21,6 +21,19 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: dict[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -30,6 +43,14 @@ class Settings:
     token_ttl_s: int = 24 * 3600
     signature_skew_s: int = 15 * 60
     max_workspaces_per_project: int = 100
+    # Object storage: a folder in the data directory, or an S3-compatible service when an endpoint is set.
+    obs_endpoint: str | None = None
+    obs_access_key: str | None = None
+    obs_secret_key: str | None = None
+    # Compute: the capacity jobs share (default: the whole machine) and how oversized flavors are treated.
+    compute_cpus: float | None = None
+    compute_memory_gb: float | None = None
+    strict_flavors: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -44,7 +65,23 @@ class Settings:
             token_ttl_s=_int(env, "OPENARTS_TOKEN_TTL_S", 24 * 3600),
             signature_skew_s=_int(env, "OPENARTS_SIGNATURE_SKEW_S", 15 * 60),
             max_workspaces_per_project=_int(env, "OPENARTS_MAX_WORKSPACES", 100),
+            obs_endpoint=env.get("OPENARTS_OBS_ENDPOINT") or None,
+            obs_access_key=env.get("OPENARTS_OBS_ACCESS_KEY") or None,
+            obs_secret_key=env.get("OPENARTS_OBS_SECRET_KEY") or None,
+            compute_cpus=_float(env, "OPENARTS_COMPUTE_CPUS"),
+            compute_memory_gb=_float(env, "OPENARTS_COMPUTE_MEMORY_GB"),
+            strict_flavors=env.get("OPENARTS_STRICT_FLAVORS", "").lower() in ("1", "true", "yes"),
         )
+
+    @property
+    def obs_root(self) -> Path:
+        """Where buckets live when no S3 endpoint is configured: one folder per bucket."""
+        return self.data_dir / "obs"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Working folders of jobs (code, inputs, outputs, logs), one per job."""
+        return self.data_dir / "jobs"
 
     @property
     def admin_credentials_file(self) -> Path:
