@@ -51,6 +51,8 @@ class Settings:
     compute_cpus: float | None = None
     compute_memory_gb: float | None = None
     strict_flavors: bool = False
+    # More local engines: a JSON object {"engine name": "/path/to/python"} (see openarts.compute.engines).
+    extra_engines: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -71,6 +73,7 @@ class Settings:
             compute_cpus=_float(env, "OPENARTS_COMPUTE_CPUS"),
             compute_memory_gb=_float(env, "OPENARTS_COMPUTE_MEMORY_GB"),
             strict_flavors=env.get("OPENARTS_STRICT_FLAVORS", "").lower() in ("1", "true", "yes"),
+            extra_engines=env.get("OPENARTS_ENGINES") or None,
         )
 
     @property

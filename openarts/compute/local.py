@@ -1,0 +1,263 @@
+"""The local-process backend: each job is a runner process (see ``runner.py``) in its own session.
+
+A job must outlive the server, even a ``kill -9`` of it, and be found again after a restart. So:
+
+- the runner is started with ``start_new_session=True``: it is no child of the server's process group
+  and no signal meant for the server reaches it;
+- a process is identified by its pid and its start time together, never by pid alone, because pids
+  are reused; a signal is sent only after that check;
+- the exit code is read from the runner's exit file, since a restarted server cannot ``wait()`` for a
+  process it did not start. Runners this server did start are its children and are reaped here, so no
+  zombie accumulates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from openarts.compute.executor import (
+    LaunchSpec,
+    Outcome,
+    ProcessHandle,
+    Usage,
+    job_environment,
+    read_exit_record,
+)
+
+# Started under -I (isolated: the job's folder is not on sys.path; see runner.py). The module name on the
+# command line is also how ``find`` recognises a runner.
+RUNNER_MODULE = "openarts.compute.runner"
+# psutil's start time adds the boot time, which moves a little when the wall clock is adjusted (NTP).
+# Two processes with one pid cannot start within this window of each other in practice.
+_START_TIME_TOLERANCE_S = 1.0
+# How long ``outcome`` waits for a runner that has recorded its exit code to be gone.
+_EXIT_GRACE_S = 2.0
+
+
+class LocalExecutor:
+    """Implements ``Executor`` with local processes. Thread-safe: controllers may share one instance."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._children: dict[int, subprocess.Popen[bytes]] = {}  # runners started by this process
+        self._cpu_samples: dict[ProcessHandle, dict[int, psutil.Process]] = {}
+
+    # --- starting ---------------------------------------------------------------------------------------
+
+    def launch(self, spec: LaunchSpec) -> ProcessHandle:
+        if not spec.argv or not all(isinstance(arg, str) for arg in spec.argv):
+            raise ValueError("argv must be a non-empty list of strings")
+        if spec.memory_limit_mb is not None and spec.memory_limit_mb <= 0:
+            raise ValueError("memory_limit_mb must be positive")
+        env = job_environment(spec)
+        (spec.cwd / "tmp").mkdir(parents=True, exist_ok=True)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        spec.exit_path.parent.mkdir(parents=True, exist_ok=True)
+        # A launch owns its exit file: one left by an earlier attempt would end this one at once.
+        spec.exit_path.unlink(missing_ok=True)
+        argv = [sys.executable, "-I", "-m", RUNNER_MODULE, "--exit-file", str(spec.exit_path)]
+        if spec.memory_limit_mb is not None:
+            argv += ["--memory-mb", str(spec.memory_limit_mb)]
+        argv += ["--", *spec.argv]
+        log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
+                argv,
+                cwd=spec.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own session and group: survives the server, signalled as one
+                close_fds=True,
+            )
+        finally:
+            os.close(log_fd)
+        # Read before anything polls it: until reaped, even a runner that already exited still has it.
+        start_time = psutil.Process(process.pid).create_time()
+        with self._lock:
+            self._children[process.pid] = process
+        return ProcessHandle(pid=process.pid, start_time=start_time)
+
+    # --- watching ---------------------------------------------------------------------------------------
+
+    def is_alive(self, handle: ProcessHandle) -> bool:
+        self._reap()
+        return _same_process_running(handle)
+
+    def outcome(self, handle: ProcessHandle, exit_path: Path) -> Outcome | None:
+        record = read_exit_record(exit_path)
+        if record is None:
+            if self.is_alive(handle):
+                return None
+            # The runner writes the file just before it exits: look once more now that it is gone.
+            record = read_exit_record(exit_path)
+        self._forget_samples(handle)
+        if record is not None:
+            self._await_exit(handle)
+            return Outcome(exit_code=record.exit_code, lost=False, ended_at=record.ended_at)
+        # The runner died without a word (SIGKILL, OOM killer). Whatever it left in its group would run on
+        # unaccounted for, holding capacity and writing to a finished job's log: end it.
+        _kill_orphaned_group(handle)
+        return Outcome(exit_code=None, lost=True)
+
+    def usage(self, handle: ProcessHandle) -> Usage:
+        if not self.is_alive(handle):
+            self._forget_samples(handle)
+            return Usage(cpu_percent=0.0, memory_mb=0.0)
+        try:
+            root = psutil.Process(handle.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return Usage(cpu_percent=0.0, memory_mb=0.0)
+        with self._lock:
+            previous = self._cpu_samples.get(handle, {})
+        current: dict[int, psutil.Process] = {}
+        cpu = 0.0
+        memory = 0.0
+        for process in tree:
+            try:  # any process may exit mid-scan: count what is still there
+                memory += process.memory_info().rss
+                percent, sampled = _cpu_percent(process, previous.get(process.pid))
+            except psutil.Error:
+                continue
+            cpu += percent
+            current[process.pid] = sampled
+        with self._lock:
+            self._cpu_samples[handle] = current
+        return Usage(cpu_percent=cpu, memory_mb=memory / (1024 * 1024))
+
+    # --- stopping ---------------------------------------------------------------------------------------
+
+    def terminate(self, handle: ProcessHandle) -> None:
+        self._signal_group(handle, signal.SIGTERM)
+
+    def kill(self, handle: ProcessHandle) -> None:
+        """SIGKILL the whole group, the runner included: no exit code is recorded (the outcome is lost)."""
+        self._signal_group(handle, signal.SIGKILL)
+
+    def _signal_group(self, handle: ProcessHandle, signum: signal.Signals) -> None:
+        # Checked first so that a stale handle never signals a stranger that inherited the pid.
+        if not self.is_alive(handle):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(handle.pid, signum)
+
+    # --- finding after a crash --------------------------------------------------------------------------
+
+    def find(self, exit_path: Path) -> ProcessHandle | None:
+        """The live runner recording into ``exit_path``, if any.
+
+        For a controller that crashed between starting a job and saving its handle: the exit path is
+        unique to a job attempt and is on the runner's command line, so the job can be adopted instead of
+        started twice.
+        """
+        self._reap()
+        wanted = str(exit_path)
+        for process in psutil.process_iter(["cmdline", "create_time"]):
+            cmdline = process.info.get("cmdline") or []
+            if RUNNER_MODULE not in cmdline or "--" not in cmdline:
+                continue
+            options = cmdline[: cmdline.index("--")]
+            created = process.info.get("create_time")
+            if created is not None and any(a == "--exit-file" and b == wanted for a, b in itertools.pairwise(options)):
+                handle = ProcessHandle(pid=process.pid, start_time=created)
+                if _same_process_running(handle):
+                    return handle
+        return None
+
+    # --- bookkeeping ------------------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Collect the exit status of runners this server started, so none lingers as a zombie."""
+        with self._lock:
+            for pid, process in list(self._children.items()):
+                if process.poll() is not None:
+                    del self._children[pid]
+
+    def _await_exit(self, handle: ProcessHandle) -> None:
+        """Give a runner that has recorded its exit code the moment it needs to exit (and reap it).
+
+        Once an outcome is reported the job is over; a caller that then asks ``is_alive`` should hear no.
+        The runner exits right after its atomic rename, so this takes milliseconds; the bound only
+        protects the caller from a runner stuck in a slow fsync.
+        """
+        with self._lock:
+            child = self._children.get(handle.pid)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=_EXIT_GRACE_S)
+            self._reap()
+            return
+        deadline = time.monotonic() + _EXIT_GRACE_S
+        while _same_process_running(handle) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _forget_samples(self, handle: ProcessHandle) -> None:
+        with self._lock:
+            self._cpu_samples.pop(handle, None)
+
+
+def _same_process_running(handle: ProcessHandle) -> bool:
+    try:
+        process = psutil.Process(handle.pid)
+        if abs(process.create_time() - handle.start_time) > _START_TIME_TOLERANCE_S:
+            return False  # the pid now belongs to another process
+        # A zombie has exited; it lingers only until its parent reaps it.
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def _cpu_percent(process: psutil.Process, seen: psutil.Process | None) -> tuple[float, psutil.Process]:
+    """CPU since the previous sample of the same process (or its lifetime average on first sight), and
+    the object to sample it with next time.
+
+    psutil measures a process between two calls on the same object; keeping the objects between
+    ``usage`` calls gives real recent figures without blocking the caller for a sampling interval.
+    """
+    if seen is not None and abs(seen.create_time() - process.create_time()) <= _START_TIME_TOLERANCE_S:
+        return float(seen.cpu_percent(interval=None)), seen
+    process.cpu_percent(interval=None)  # the baseline for the next sample
+    times = process.cpu_times()
+    elapsed = max(time.time() - process.create_time(), 0.01)
+    return float((times.user + times.system) / elapsed * 100.0), process
+
+
+def _kill_orphaned_group(handle: ProcessHandle) -> None:
+    """SIGKILL what remains of a job's process group after its runner vanished.
+
+    The group id is the runner's pid. Linux does not hand out a pid while a process group of that id
+    exists, so surviving members with that group id are the job's own, provided no other process has
+    taken the pid since (checked) and they started after the runner.
+    """
+    try:
+        existing = psutil.Process(handle.pid)
+        reused = abs(existing.create_time() - handle.start_time) > _START_TIME_TOLERANCE_S
+        if reused or existing.status() != psutil.STATUS_ZOMBIE:
+            return  # the pid lives again (a reused pid leads its own group): leave it alone
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.Error:
+        return
+    for process in psutil.process_iter(["create_time"]):
+        try:
+            if os.getpgid(process.pid) != handle.pid:
+                continue
+        except OSError:
+            continue
+        created = process.info.get("create_time")
+        if created is not None and created >= handle.start_time - _START_TIME_TOLERANCE_S:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.pid, signal.SIGKILL)
+            return
