@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -11,15 +14,34 @@ from openarts.core.clock import Clock, SystemClock
 from openarts.core.db import Database
 from openarts.core.http import RequestContextMiddleware, install_error_handlers
 from openarts.core.services import Services
-from openarts.families import ROUTERS
+from openarts.families import CONTROLLERS, ROUTERS
 
 
 def create_app(settings: Settings, *, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
     """The app over an already migrated database (see ``openarts.bootstrap.prepare``)."""
-    app = FastAPI(title="OpenArts", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.services = Services(
-        settings=settings, db=db or Database(settings.database_url), clock=clock or SystemClock()
+    services = Services(settings=settings, db=db or Database(settings.database_url), clock=clock or SystemClock())
+
+    @asynccontextmanager
+    async def run_controllers(_app: FastAPI) -> AsyncIterator[None]:
+        """Each family's controller runs while the server serves (re-adopting its work on start)."""
+        controllers = [make(services) for make in CONTROLLERS]
+        for controller in controllers:
+            controller.start()
+        try:
+            yield
+        finally:
+            for controller in reversed(controllers):
+                controller.stop()
+
+    app = FastAPI(
+        title="OpenArts",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=run_controllers,
     )
+    app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 

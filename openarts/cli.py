@@ -18,6 +18,7 @@ from openarts.bootstrap import ensure_admin, prepare
 from openarts.config import Settings
 from openarts.core.clock import SystemClock
 from openarts.core.identity import service as identity
+from openarts.storage.cli import obs_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 user_app = typer.Typer(no_args_is_help=True, help="Manage users and their credentials.")
 app.add_typer(user_app, name="user")
+app.add_typer(obs_app, name="obs")
 console = Console(stderr=True)
 
 

@@ -10,7 +10,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from openarts.core.controllers import ControllerFactory
 from openarts.core.iam import router as iam_router
+from openarts.training.algorithms.api import router as algorithms_router
+from openarts.training.experiments.api import router as experiments_router
+from openarts.training.jobs.api import router as jobs_router
+from openarts.training.jobs.controller import make_controller as training_controller
+from openarts.training.jobs.tags_api import router as job_tags_router
 from openarts.workspaces.api import router as workspaces_router
 
-ROUTERS: list[APIRouter] = [iam_router, workspaces_router]
+ROUTERS: list[APIRouter] = [
+    iam_router,
+    workspaces_router,
+    algorithms_router,
+    experiments_router,
+    jobs_router,
+    job_tags_router,
+]
+
+# Started with the server, stopped with it (see app.py).
+CONTROLLERS: list[ControllerFactory] = [training_controller]

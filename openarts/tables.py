@@ -2,8 +2,18 @@
 
 from openarts.core.db import Base
 from openarts.core.identity import tables as identity_tables
+from openarts.training.algorithms import tables as algorithm_tables
+from openarts.training.experiments import tables as experiment_tables
+from openarts.training.jobs import tables as job_tables
 from openarts.workspaces import tables as workspace_tables
 
 metadata = Base.metadata
 
-__all__ = ["identity_tables", "metadata", "workspace_tables"]
+__all__ = [
+    "algorithm_tables",
+    "experiment_tables",
+    "identity_tables",
+    "job_tables",
+    "metadata",
+    "workspace_tables",
+]

@@ -32,7 +32,9 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     """One live server per backend for the whole session; tests keep to their own workspaces."""
     folder = tmp_path_factory.mktemp(f"server-{backend}")
     with fresh_database(backend, folder) as url:
-        live = LiveServer(folder / "data", url, env={"OPENARTS_MAX_WORKSPACES": "1000"})
+        # Two CPUs for jobs whatever the machine: a 2u job at a time, so queueing is deterministic.
+        env = {"OPENARTS_MAX_WORKSPACES": "1000", "OPENARTS_COMPUTE_CPUS": "2", "OPENARTS_COMPUTE_MEMORY_GB": "32"}
+        live = LiveServer(folder / "data", url, env=env)
         live.start()
         try:
             yield live

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from openarts.compute.capacity import Capacity, Demand, admit, fits_machine, machine_capacity
 from openarts.config import Settings

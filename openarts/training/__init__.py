@@ -1,0 +1,1 @@
+"""Training: algorithms, experiments, jobs, tags."""

@@ -1,0 +1,1 @@
+"""Training algorithms: reusable code, engine, parameters and data channels that jobs start from."""

@@ -1,0 +1,1 @@
+"""Training experiments: named groups that training jobs are filed under."""
