@@ -17,6 +17,7 @@ from openarts.training.experiments.api import router as experiments_router
 from openarts.training.jobs.api import router as jobs_router
 from openarts.training.jobs.controller import make_controller as training_controller
 from openarts.training.jobs.tags_api import router as job_tags_router
+from openarts.training.quotas import router as training_quotas_router
 from openarts.workspaces.api import router as workspaces_router
 
 ROUTERS: list[APIRouter] = [
@@ -26,6 +27,7 @@ ROUTERS: list[APIRouter] = [
     experiments_router,
     jobs_router,
     job_tags_router,
+    training_quotas_router,
 ]
 
 # Started with the server, stopped with it (see app.py).

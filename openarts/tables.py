@@ -2,6 +2,7 @@
 
 from openarts.core.db import Base
 from openarts.core.identity import tables as identity_tables
+from openarts.training import quotas as training_quotas
 from openarts.training.algorithms import tables as algorithm_tables
 from openarts.training.experiments import tables as experiment_tables
 from openarts.training.jobs import tables as job_tables
@@ -15,5 +16,6 @@ __all__ = [
     "identity_tables",
     "job_tables",
     "metadata",
+    "training_quotas",
     "workspace_tables",
 ]

@@ -13,6 +13,7 @@ from openarts.config import Settings
 from openarts.core import ids
 from openarts.core.identity.service import Principal
 from openarts.storage.store import ObjectStore
+from openarts.training import quotas as training_quotas
 from openarts.training.jobs import errors, plan
 from openarts.training.jobs.schemas import CreateJob, FilterIn, JobSearch
 from openarts.training.jobs.tables import JobEvent, TrainingJob
@@ -87,6 +88,7 @@ def create(
         raise errors.invalid_param(f"kind {body.kind} is not supported; use job.")
     if name_taken(session, principal, body.metadata.name, workspace_id):
         raise errors.duplicate_name(body.metadata.name)
+    training_quotas.check_job_quota(session, principal)
     for resource in ("trainJob.num", "trainJob.concurrent_num"):
         quotas.check_quota(session, principal, workspace_id, resource)
     quotas.check_quota(session, principal, workspace_id, "trainJob.duration", amount=0)
