@@ -90,7 +90,11 @@ def test_jobs_that_end_or_vanish_while_the_server_is_down(backend: str, tmp_path
             live.stop(signal.SIGKILL)
             for pid in _runner_pids(lost):
                 os.killpg(pid, signal.SIGKILL)  # gone without a trace while nobody watched
-            time.sleep(2)  # "ends" finishes meanwhile and records its exit code
+            exit_file = live.data_dir / "jobs" / ends / "exit_code"
+            deadline = time.monotonic() + 30
+            while not exit_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)  # "ends" finishes meanwhile and records its exit code
+            assert exit_file.exists()
             live.start()
             client = live.client()
             assert wait_for(client, ends, timeout=30).status.phase == "Completed"

@@ -25,10 +25,12 @@ from huaweicloudsdkmodelarts.v1 import (
     ShowTrainingJobLogsPreviewRequest,
     ShowTrainingJobMetricsRequest,
     StopTrainingJobRequest,
+    TrainingExperimentRequest,
     ValidateTrainingJobNameRequest,
 )
 
 from tests.support.server import LiveServer
+from tests.training.conftest import Raw
 from tests.training.jobs_support import get, get_bytes, job, put, python_job, wait_for
 
 Unique = Callable[[str], str]
@@ -251,3 +253,55 @@ def test_duplicate_names_and_page_sizes(admin_client: Any, unique: Unique) -> No
     with pytest.raises(ClientRequestException) as caught:
         admin_client.list_training_jobs(ListTrainingJobsRequest(body=JobSearches(sort_by="owner")))
     assert caught.value.error_code == "ModelArts.2790"
+
+
+def test_a_job_from_a_stored_algorithm_in_an_experiment(
+    server: LiveServer, admin_client: Any, raw: Raw, unique: Unique
+) -> None:
+    """The algorithm declares code, parameters and channels; the job says where the data is."""
+    name = unique("algo")
+    bucket = "algo-bucket"
+    script = (
+        "import os, sys\n"
+        "args = dict(a.lstrip('-').split('=', 1) for a in sys.argv[1:])\n"
+        "rows = open(os.path.join(args['data'], 'rows.txt')).read()\n"
+        "open(os.path.join(args['out'], 'result.txt'), 'w').write(args['greeting'] + ' ' + rows)\n"
+    )
+    put(server, f"obs://{bucket}/{name}/code/main.py", script)
+    put(server, f"obs://{bucket}/{name}/data/rows.txt", "three rows")
+    engine_id = admin_client.show_training_job_engines(ShowTrainingJobEnginesRequest()).items[0].engine_id
+    algorithm = raw(
+        "POST",
+        "/v2/{project_id}/algorithms",
+        {
+            "metadata": {"name": name},
+            "job_config": {
+                "code_dir": f"/{bucket}/{name}/code/",
+                "boot_file": f"/{bucket}/{name}/code/main.py",
+                "engine": {"engine_id": engine_id},
+                "parameters": [{"name": "greeting", "value": "hello"}],
+                "inputs": [{"name": "data"}],
+                "outputs": [{"name": "out"}],
+            },
+        },
+    )
+    assert algorithm.status_code == 201, algorithm.text
+    experiment = raw("POST", "/v2/{project_id}/training-experiments", {"metadata": {"name": unique("exp")}})
+    assert experiment.status_code == 201, experiment.text
+
+    request = job(
+        name,
+        algorithm_id=algorithm.json()["metadata"]["id"],
+        parameters={"greeting": "hi"},
+        inputs={"data": f"obs://{bucket}/{name}/data/"},
+        outputs={"out": f"obs://{bucket}/{name}/out/"},
+    )
+    request.body.metadata.training_experiment_reference = TrainingExperimentRequest(
+        id=experiment.json()["metadata"]["id"]
+    )
+    created = admin_client.create_training_job(request)
+    assert created.algorithm.id == algorithm.json()["metadata"]["id"]
+    assert created.metadata.training_experiment_reference.serial_number == "1"
+    done = wait_for(admin_client, created.metadata.id)
+    assert done.status.phase == "Completed", done.status.task_statuses
+    assert get(server, f"obs://{bucket}/{name}/out/result.txt") == "hi three rows"

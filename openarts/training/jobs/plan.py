@@ -70,7 +70,7 @@ def _flavor(settings: Settings, body: CreateJob) -> Flavor:
 def _data(items: list[DataIn], kind: str, store: ObjectStore, must_exist: bool) -> list[dict[str, str]]:
     resolved = []
     for item in items:
-        if item.remote.obs is None:
+        if item.remote is None or item.remote.obs is None:
             raise errors.inputs_outputs(f"{kind} {item.name} needs remote.obs.obs_url.")
         path = _obs(item.remote.obs.obs_url, f"{kind} {item.name}")
         if must_exist and not store.exists(path):

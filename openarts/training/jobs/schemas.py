@@ -43,7 +43,7 @@ class DataIn(_Model):
     description: Annotated[StrictStr, Field(max_length=256)] | None = None
     local_dir: StrictStr | None = None
     access_method: Literal["parameter", "env"] = "parameter"
-    remote: RemoteIn
+    remote: RemoteIn | None = None  # an algorithm declares the channel; the job says where its data is
     remote_constraint: list[dict[str, Any]] | None = None
 
 

@@ -14,6 +14,7 @@ from openarts.core import ids
 from openarts.core.identity.service import Principal
 from openarts.storage.store import ObjectStore
 from openarts.training import quotas as training_quotas
+from openarts.training.experiments import service as experiments_service
 from openarts.training.jobs import errors, plan
 from openarts.training.jobs.schemas import CreateJob, FilterIn, JobSearch
 from openarts.training.jobs.tables import JobEvent, TrainingJob
@@ -67,6 +68,13 @@ quotas.register_usage("trainJob.duration", _minutes_used)
 workspace_service.resource_holders["training jobs"] = _jobs_used
 
 
+def _jobs_in_experiment(session: Session, experiment_id: str) -> int:
+    return session.scalar(select(func.count()).where(TrainingJob.experiment_id == experiment_id)) or 0
+
+
+experiments_service.job_counters.append(_jobs_in_experiment)
+
+
 def add_event(session: Session, job_id: str, now_ms: int, message: str, level: str = "Info") -> None:
     session.add(JobEvent(job_id=job_id, time=now_ms, level=level, source="Job", message=message))
 
@@ -108,6 +116,7 @@ def create(
         create_time=now_ms,
         annotations=body.metadata.annotations or {},
         experiment=experiment,
+        experiment_id=experiment["id"] if experiment else None,
         algorithm=algorithm,
         spec=spec,
         launch=launch,
@@ -129,12 +138,10 @@ def _experiment(session: Session, principal: Principal, body: CreateJob) -> dict
     reference = body.metadata.training_experiment_reference
     if reference is None or not (reference.id or reference.name):
         return None
-    from openarts.training.experiments.service import experiment_reference, resolve_experiment
-
-    found = resolve_experiment(
+    found = experiments_service.resolve_experiment(
         session, principal, body.metadata.workspace_id, experiment_id=reference.id, name=reference.name
     )
-    return experiment_reference(found)
+    return experiments_service.experiment_reference(found, experiments_service.next_serial_number(session, found))
 
 
 def name_taken(session: Session, principal: Principal, name: str, workspace_id: str) -> bool:

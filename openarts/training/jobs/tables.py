@@ -27,7 +27,8 @@ class TrainingJob(Base):
     user_name: Mapped[str] = mapped_column(String(64))
     create_time: Mapped[int]
     annotations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    experiment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    experiment: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the reference as the job shows it
+    experiment_id: Mapped[str | None] = mapped_column(String(36), index=True)
     algorithm: Mapped[dict[str, Any]] = mapped_column(JSON)  # the algorithm as the job response echoes it
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the spec as the job response echoes it
     # What the controller needs, resolved at create time so a restart never re-resolves it.

@@ -16,8 +16,9 @@ from openarts.workspaces.access import accessible_clause, accessible_params, req
 from openarts.workspaces.tables import Workspace
 
 MAX_TAGS = 20
-_KEY = re.compile(r"^[\w .:=+\-@]{1,128}$")
-_VALUE = re.compile(r"^[\w .:=+\-@/]{0,255}$")
+# fullmatch, not match with ``$``: ``$`` also matches before a trailing newline.
+_KEY = re.compile(r"[\w .:=+\-@]{1,128}")
+_VALUE = re.compile(r"[\w .:=+\-@/]{0,255}")
 
 
 class _Model(BaseModel):
@@ -40,25 +41,25 @@ class MultiValueTag(_Model):
 
 class MatchIn(_Model):
     key: StrictStr
-    value: StrictStr
+    value: Annotated[StrictStr, Field(min_length=1, max_length=255)]
 
 
 class ResourceFilter(_Model):
     workspace_id: StrictStr | None = None
     tags: Annotated[list[MultiValueTag], Field(max_length=10)] = []
     without_any_tag: StrictBool = False
-    matches: list[MatchIn] = []
+    matches: Annotated[list[MatchIn], Field(max_length=1)] = []
 
 
 def _check_key(key: str) -> None:
-    if key != key.strip() or not _KEY.match(key) or key.startswith("_sys_"):
+    if key != key.strip() or not _KEY.fullmatch(key) or key.startswith("_sys_"):
         raise errors.invalid_param(
             f"tag key {key!r}: 1-128 letters, digits, spaces or _ . : = + - @, no outer spaces, not _sys_*."
         )
 
 
 def _check_value(value: str) -> None:
-    if not _VALUE.match(value):
+    if not _VALUE.fullmatch(value):
         raise errors.invalid_param(f"tag value {value!r}: up to 255 letters, digits, spaces or _ . : = + - @ /.")
 
 
@@ -128,14 +129,20 @@ def _filtered(session: Session, principal: Principal, query: ResourceFilter) -> 
     if query.workspace_id is not None:
         require_workspace(session, principal, query.workspace_id, action="modelarts:trainJob:list")
         statement = statement.where(TrainingJob.workspace_id == query.workspace_id)
-    has_tag = exists().where(JobTag.job_id == TrainingJob.id)
-    if query.without_any_tag:
-        statement = statement.where(~has_tag)
-    for tag in query.tags:  # AND across keys, OR within the values of one key
-        condition = [JobTag.job_id == TrainingJob.id, JobTag.key == tag.key]
-        if tag.values:
-            condition.append(JobTag.value.in_(tag.values))
-        statement = statement.where(exists().where(*condition))
+    keys = [tag.key for tag in query.tags]
+    if len(set(keys)) != len(keys):
+        raise errors.invalid_param("each tag key may appear once in tags.")
+    for tag in query.tags:
+        if len(set(tag.values)) != len(tag.values):
+            raise errors.invalid_param(f"the values of tag key {tag.key} repeat.")
+    if query.without_any_tag:  # the SDK: "设为true时忽略tags筛选条件" (true ignores the tags filter)
+        statement = statement.where(~exists().where(JobTag.job_id == TrainingJob.id))
+    else:
+        for tag in query.tags:  # AND across keys, OR within the values of one key
+            condition = [JobTag.job_id == TrainingJob.id, JobTag.key == tag.key]
+            if tag.values:
+                condition.append(JobTag.value.in_(tag.values))
+            statement = statement.where(exists().where(*condition))
     for match in query.matches:
         if match.key != "resource_name":
             raise errors.invalid_param(f"match key {match.key} is not supported; use resource_name.")
