@@ -91,7 +91,7 @@ def events(
         conditions.append(JobEvent.level == level)
     if pattern:
         escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(JobEvent.message.like(f"%{escaped}%", escape="\\"))
+        conditions.append(JobEvent.message.ilike(f"%{escaped}%", escape="\\"))
     if start_time is not None and end_time is not None:
         conditions.append(JobEvent.time.between(start_time, end_time))
     total = session.scalar(select(func.count()).select_from(JobEvent).where(*conditions)) or 0

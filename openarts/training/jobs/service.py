@@ -195,7 +195,7 @@ def _condition(item: FilterIn) -> ColumnElement[bool]:
         raise errors.invalid_param(f"filter on {item.key} needs a value.")
     if item.key == "name":
         escaped = item.value[0].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return TrainingJob.name.like(f"%{escaped}%", escape="\\")
+        return TrainingJob.name.ilike(f"%{escaped}%", escape="\\")
     if item.key == "create_time":
         try:
             low, high = (int(v) for v in item.value)

@@ -147,7 +147,8 @@ def _filtered(session: Session, principal: Principal, query: ResourceFilter) -> 
         if match.key != "resource_name":
             raise errors.invalid_param(f"match key {match.key} is not supported; use resource_name.")
         escaped = match.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        statement = statement.where(TrainingJob.name.like(f"%{escaped}%", escape="\\"))
+        # ilike: the same on every backend (SQLite's LIKE ignores case, PostgreSQL's does not).
+        statement = statement.where(TrainingJob.name.ilike(f"%{escaped}%", escape="\\"))
     return statement
 
 
