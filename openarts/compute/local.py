@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -36,7 +37,8 @@ from openarts.compute.executor import (
 
 # Started under -I (isolated: the job's folder is not on sys.path; see runner.py). The module name on the
 # command line is also how ``find`` recognises a runner.
-RUNNER_MODULE = "openarts.compute.runner"
+# The runner is started as a file (see runner.py for why): its path marks a job's processes.
+RUNNER_PATH = str(Path(__file__).with_name("runner.py"))
 # psutil's start time adds the boot time, which moves a little when the wall clock is adjusted (NTP).
 # Two processes with one pid cannot start within this window of each other in practice.
 _START_TIME_TOLERANCE_S = 1.0
@@ -47,7 +49,10 @@ _EXIT_GRACE_S = 2.0
 class LocalExecutor:
     """Implements ``Executor`` with local processes. Thread-safe: controllers may share one instance."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_exit: Callable[[], None] | None = None) -> None:
+        """``on_exit`` is called (from a helper thread) whenever a runner this instance started exits, so a
+        controller can react at once instead of on its next poll; re-adopted runners are still polled."""
+        self._on_exit = on_exit
         self._lock = threading.Lock()
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # runners started by this process
         self._cpu_samples: dict[ProcessHandle, dict[int, psutil.Process]] = {}
@@ -65,7 +70,7 @@ class LocalExecutor:
         spec.exit_path.parent.mkdir(parents=True, exist_ok=True)
         # A launch owns its exit file: one left by an earlier attempt would end this one at once.
         spec.exit_path.unlink(missing_ok=True)
-        argv = [sys.executable, "-I", "-m", RUNNER_MODULE, "--exit-file", str(spec.exit_path)]
+        argv = [sys.executable, "-I", "-S", RUNNER_PATH, "--exit-file", str(spec.exit_path)]
         if spec.memory_limit_mb is not None:
             argv += ["--memory-mb", str(spec.memory_limit_mb)]
         argv += ["--", *spec.argv]
@@ -87,7 +92,14 @@ class LocalExecutor:
         start_time = psutil.Process(process.pid).create_time()
         with self._lock:
             self._children[process.pid] = process
+        if self._on_exit is not None:
+            threading.Thread(target=self._notify_exit, args=(process,), name="runner-exit", daemon=True).start()
         return ProcessHandle(pid=process.pid, start_time=start_time)
+
+    def _notify_exit(self, process: subprocess.Popen[bytes]) -> None:
+        process.wait()
+        if self._on_exit is not None:
+            self._on_exit()
 
     # --- watching ---------------------------------------------------------------------------------------
 
@@ -166,7 +178,7 @@ class LocalExecutor:
         wanted = str(exit_path)
         for process in psutil.process_iter(["cmdline", "create_time"]):
             cmdline = process.info.get("cmdline") or []
-            if RUNNER_MODULE not in cmdline or "--" not in cmdline:
+            if RUNNER_PATH not in cmdline or "--" not in cmdline:
                 continue
             options = cmdline[: cmdline.index("--")]
             created = process.info.get("create_time")

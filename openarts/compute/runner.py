@@ -1,35 +1,32 @@
 """The runner: the small parent process of one job's command.
 
-    python -I -m openarts.compute.runner --exit-file PATH [--memory-mb N] -- ARGV...
+    python -I -S .../openarts/compute/runner.py --exit-file PATH [--memory-mb N] -- ARGV...
 
 It exists so that a job's result outlives the server. The server starts the runner in a new session and
 process group; the runner starts the user's argv as its child in that same group, waits for it, and
 records the exit code in ``--exit-file`` atomically. A server killed with ``kill -9`` loses nothing: after
 a restart it finds the runner by pid and start time, or reads the exit file if the job has ended.
 
-The server starts it under ``-I`` (isolated mode): the job's folder is not on ``sys.path`` and PYTHON*
-variables are ignored, so a user's ``resource.py`` or ``json.py`` cannot shadow what the runner imports.
-OpenArts must therefore be installed (``pip install -e .``, as ``make`` does). Only the standard library
-is used, so the runner costs one small interpreter per job.
+It runs as a plain file under ``-I -S`` (isolated, no site packages): the job's folder is not on
+``sys.path``, PYTHON* variables are ignored, so a user's ``resource.py`` cannot shadow what the runner
+imports, and the interpreter starts in a few milliseconds. That is also why it imports nothing from
+OpenArts and only the cheapest modules of the standard library (no argparse, subprocess or tempfile):
+every job pays for this start-up.
 
-The exit file holds the exit code as plain text (``"0\n"``); its modification time is when the job ended.
+The exit file holds the exit code as plain text (``"0\\n"``); its modification time is when the job ended.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import signal
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
-from types import FrameType
 
 EXIT_NOT_FOUND = 127  # the shell's conventions, which users and tools already know
 EXIT_CANNOT_EXECUTE = 126
 EXIT_USAGE = 2
+USAGE = "usage: runner.py --exit-file PATH [--memory-mb N] -- ARGV..."
 
 _stop_requested = False
 
@@ -37,29 +34,35 @@ _stop_requested = False
 def main(args: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if args is None else args)
     if "--" not in raw:
-        _say("usage: runner --exit-file PATH [--memory-mb N] -- ARGV...")
+        _say(USAGE)
         return EXIT_USAGE
     split = raw.index("--")  # everything after the first "--" is the command, untouched
-    options = _parser().parse_args(raw[:split])
-    command = raw[split + 1 :]
-    exit_file = Path(options.exit_file)
+    options, command = _options(raw[:split]), raw[split + 1 :]
+    if options is None:
+        _say(USAGE)
+        return EXIT_USAGE
+    exit_file, memory_mb = options
     if not command:
         _say("no command to run")
         _record(exit_file, EXIT_USAGE)
         return EXIT_USAGE
     _keep_running_on_stop_signals()
-    if options.memory_mb is not None:
-        _limit_memory(options.memory_mb)
+    if memory_mb is not None:
+        _limit_memory(memory_mb)
     code = _run(command)
     _record(exit_file, code)
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openarts-runner")
-    parser.add_argument("--exit-file", required=True)
-    parser.add_argument("--memory-mb", type=int)
-    return parser
+def _options(words: list[str]) -> tuple[str, int | None] | None:
+    values = dict(zip(words[::2], words[1::2], strict=False))
+    if len(words) % 2 or not set(values) <= {"--exit-file", "--memory-mb"} or "--exit-file" not in values:
+        return None
+    try:
+        memory_mb = int(values["--memory-mb"]) if "--memory-mb" in values else None
+    except ValueError:
+        return None
+    return values["--exit-file"], memory_mb
 
 
 def _keep_running_on_stop_signals() -> None:
@@ -70,7 +73,7 @@ def _keep_running_on_stop_signals() -> None:
     default in the child at exec, whereas an ignored SIGTERM would be inherited and make the job unstoppable.
     """
 
-    def note_stop(signum: int, frame: FrameType | None) -> None:
+    def note_stop(signum: int, frame: object) -> None:
         global _stop_requested
         _stop_requested = True
 
@@ -104,8 +107,13 @@ def _run(command: list[str]) -> int:
         return 128 + signal.SIGTERM
     try:
         # Same process group (no new session): a signal to the group reaches the child and its children.
-        # stdout and stderr are inherited, so everything lands in the job's log.
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, close_fds=True)  # noqa: S603
+        # stdout and stderr are inherited, so everything lands in the job's log; stdin is /dev/null.
+        pid = os.posix_spawnp(
+            command[0],
+            command,
+            os.environ,
+            file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)],
+        )
     except FileNotFoundError:
         _say(f"cannot run {command[0]!r}: no such file or directory")
         return EXIT_NOT_FOUND
@@ -115,34 +123,33 @@ def _run(command: list[str]) -> int:
     except (OSError, ValueError, MemoryError) as exc:
         _say(f"cannot run {command[0]!r}: {exc}")
         return EXIT_CANNOT_EXECUTE
-    code = child.wait()  # a stop signal interrupts the wait; Python retries it after the no-op handler
+    _, status = os.waitpid(pid, 0)  # a stop signal interrupts the wait; Python retries it after the handler
+    code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
 
-def _record(exit_file: Path, code: int) -> None:
+def _record(exit_file: str, code: int) -> None:
     """Write the exit file atomically: a reader sees no file or the whole file, even across a power cut."""
-    exit_file.parent.mkdir(parents=True, exist_ok=True)
-    payload = f"{code}\n"
-    fd, temporary = tempfile.mkstemp(prefix=f".{exit_file.name}.", suffix=".tmp", dir=exit_file.parent)
+    folder = os.path.dirname(exit_file) or "."
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".{os.path.basename(exit_file)}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, exit_file)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        os.write(fd, f"{code}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, exit_file)
     try:  # make the rename itself durable
-        folder = os.open(exit_file.parent, os.O_RDONLY)
+        directory = os.open(folder, os.O_RDONLY)
     except OSError:
         return
     try:
-        os.fsync(folder)
+        os.fsync(directory)
     except OSError:
         pass
     finally:
-        os.close(folder)
+        os.close(directory)
 
 
 def _say(message: str) -> None:

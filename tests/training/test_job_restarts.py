@@ -69,7 +69,7 @@ def _runner_pids(job_id: str) -> list[int]:
         p.pid
         for p in psutil.process_iter(["cmdline"])
         if any(job_id in part for part in (p.info.get("cmdline") or []))
-        and "openarts.compute.runner" in p.info["cmdline"]
+        and any(part.endswith("compute/runner.py") for part in p.info["cmdline"])
     ]
 
 
@@ -85,8 +85,12 @@ def test_jobs_that_end_or_vanish_while_the_server_is_down(backend: str, tmp_path
             script = "import time\nprint('working', flush=True)\ntime.sleep({})\n"
             ends = client.create_training_job(python_job("ends", "down-bucket", script.format(1), live)).metadata.id
             lost = client.create_training_job(python_job("lost", "down-bucket", script.format(60), live)).metadata.id
-            wait_for(client, ends, ("Running",))
-            wait_for(client, lost, ("Running",))
+            for job_id in (ends, lost):  # running for real: the row says so before the process exists
+                log = live.data_dir / "jobs" / job_id / "logs" / "worker-0.log"
+                deadline = time.monotonic() + 30
+                while not (log.exists() and "working" in log.read_text()) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            assert _runner_pids(lost)
             live.stop(signal.SIGKILL)
             for pid in _runner_pids(lost):
                 os.killpg(pid, signal.SIGKILL)  # gone without a trace while nobody watched

@@ -43,6 +43,7 @@ def create_training_job(request: Request, body: schemas.CreateJob) -> JSONRespon
     store = ObjectStore(services.settings)
     with services.db.write() as session:
         job = service.create(session, services.settings, store, principal_of(request), body, _now_ms(services))
+    service.wake_controller.set()
     return ok(job, status_code=201)
 
 
@@ -64,6 +65,7 @@ def batch_delete_training_job(request: Request, body: schemas.BatchDelete) -> Re
         ids.append(job_id)
     with services.db.write() as session:
         service.batch_delete(session, principal_of(request), ids, _now_ms(services))
+    service.wake_controller.set()
     return Response(status_code=202)
 
 
@@ -87,6 +89,7 @@ def delete_training_job(request: Request, training_job_id: str) -> Response:
     services = services_of(request)
     with services.db.write() as session:
         service.delete(session, principal_of(request), training_job_id, _now_ms(services))
+    service.wake_controller.set()
     return Response(status_code=202)
 
 
@@ -97,6 +100,7 @@ def stop_training_job(request: Request, training_job_id: str, body: schemas.JobA
         job = service.stop(
             session, services.settings, principal_of(request), training_job_id, body.action_type, _now_ms(services)
         )
+    service.wake_controller.set()
     return ok(job, status_code=202)
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05
 STOP_GRACE_S = 10.0
 METRIC_EVERY_S = 10.0
+FIRST_SAMPLE_AFTER_S = 2.0  # scanning a process tree costs milliseconds: jobs shorter than this skip it
 
 
 class JobController:
@@ -149,6 +150,7 @@ class JobController:
                 self._finish(session, job, exit_code=None, failure=f"staging the job failed: {exc}")
             return
         handle = self.executor.launch(spec)
+        self._last_sample[job_id] = self.services.clock.now() - METRIC_EVERY_S + FIRST_SAMPLE_AFTER_S
         with self.services.db.write() as session:
             job = session.get_one(TrainingJob, job_id)
             job.pid, job.process_start_time = handle.pid, handle.start_time
@@ -177,6 +179,7 @@ class JobController:
                 else:
                     self._finish(session, job, exit_code=outcome.exit_code, problems=problems)
             self._terminated.discard(job_id)
+            self._last_sample.pop(job_id, None)
             return
         now = self.services.clock.now()
         auto_stop_s = plan.get("auto_stop_s")
@@ -286,4 +289,4 @@ def _free_gpus(session: Session, job_id: str, count: int) -> list[int]:
 def make_controller(services: Services) -> JobController:
     from openarts.compute.local import LocalExecutor
 
-    return JobController(services, LocalExecutor(), ObjectStore(services.settings))
+    return JobController(services, LocalExecutor(on_exit=service.wake_controller.set), ObjectStore(services.settings))

@@ -27,7 +27,8 @@ from openarts.workspaces.tables import Workspace
 ACTIVE = ("Creating", "Pending", "Running", "Terminating")
 STOPPABLE = ("Creating", "Pending", "Running")
 
-# Set whenever a job changes in a way the controller must act on, so it need not wait for its next poll.
+# Set once a change the controller must act on is committed (never before: it would look too early and
+# then sleep a whole poll), and when a job's process exits.
 wake_controller = threading.Event()
 
 
@@ -130,7 +131,6 @@ def create(
     session.add(job)
     session.flush()
     add_event(session, job.id, now_ms, "Job created.")
-    wake_controller.set()
     return job_to_wire(job, flavor, now_ms)
 
 
@@ -267,7 +267,6 @@ def request_stop(session: Session, job: TrainingJob, now_ms: int, reason: str) -
         job.phase = job.secondary_phase = "Terminated"
         job.end_time = now_ms if job.start_time else 0
     add_event(session, job.id, now_ms, reason)
-    wake_controller.set()
 
 
 def update_description(session: Session, principal: Principal, job_id: str, description: str | None) -> None:
@@ -283,7 +282,6 @@ def delete(session: Session, principal: Principal, job_id: str, now_ms: int) -> 
         if job.phase == "Running":
             request_stop(session, job, now_ms, "Stopped because the job is being deleted.")
         job.delete_requested = True
-        wake_controller.set()
         return
     session.delete(job)
 
