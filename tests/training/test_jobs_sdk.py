@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import pytest
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkmodelarts.v1 import (
+    BatchDeleteJobItem,
+    BatchDeleteJobsReq,
+    BatchDeleteTrainingJobRequest,
     ChangeTrainingJobDescriptionRequest,
     DeleteTrainingJobRequest,
     Filter,
@@ -305,3 +309,27 @@ def test_a_job_from_a_stored_algorithm_in_an_experiment(
     done = wait_for(admin_client, created.metadata.id)
     assert done.status.phase == "Completed", done.status.task_statuses
     assert get(server, f"obs://{bucket}/{name}/out/result.txt") == "hi three rows"
+
+
+def test_batch_delete_and_deleting_a_running_job(server: LiveServer, admin_client: Any, unique: Unique) -> None:
+    tag = unique("batch")
+    finished = [admin_client.create_training_job(job(f"{tag}-{i}", command="python -c pass")) for i in range(2)]
+    for created in finished:
+        wait_for(admin_client, created.metadata.id)
+    items = [BatchDeleteJobItem(kind="job", metadata={"id": created.metadata.id}) for created in finished]
+    admin_client.batch_delete_training_job(BatchDeleteTrainingJobRequest(body=BatchDeleteJobsReq(jobs=items)))
+    like = Filter(key="name", operator="like", value=[tag])
+    assert admin_client.list_training_jobs(ListTrainingJobsRequest(body=JobSearches(filters=[like]))).total == 0
+
+    script = "import time\nprint('running', flush=True)\ntime.sleep(60)\n"
+    running = admin_client.create_training_job(python_job(unique("busy"), "batch-bucket", script, server))
+    wait_for(admin_client, running.metadata.id, ("Running",))
+    admin_client.delete_training_job(DeleteTrainingJobRequest(training_job_id=running.metadata.id))
+    with pytest.raises(ClientRequestException) as caught:  # gone at once for the caller...
+        wait_for(admin_client, running.metadata.id)
+    assert caught.value.error_code == "ModelArts.2775"
+    folder = server.data_dir / "jobs" / running.metadata.id
+    deadline = time.monotonic() + 30
+    while folder.exists() and time.monotonic() < deadline:  # ...and its processes and folder soon after
+        time.sleep(0.1)
+    assert not folder.exists()
