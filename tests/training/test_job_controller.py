@@ -57,3 +57,31 @@ def test_auto_stop_ends_a_job_that_runs_too_long(inprocess: InProcess) -> None:
         messages = [e.message for e in session.query(JobEvent).filter(JobEvent.job_id == job_id)]
     assert "auto_stop" in job.message
     assert any("auto_stop" in m for m in messages)
+
+
+def test_oversized_flavors_run_alone_or_are_refused_when_strict(inprocess: InProcess) -> None:
+    import dataclasses
+
+    import pytest
+
+    from openarts.core.errors import ApiError
+
+    found = principal_for_access_key(inprocess.db, inprocess.admin["access_key"])
+    assert found is not None
+    body = CreateJob.model_validate(
+        {
+            "metadata": {"name": "big"},
+            "algorithm": {"command": "python -c pass"},
+            "spec": {"resource": {"flavor_id": "modelarts.vm.cpu.8u"}},
+        }
+    )
+    small = dataclasses.replace(inprocess.settings, compute_cpus=1.0, compute_memory_gb=4.0)
+    store = ObjectStore(small)
+    with inprocess.db.write() as session, pytest.raises(ApiError) as caught:
+        service.create(session, dataclasses.replace(small, strict_flavors=True), store, found[0], body, 0)
+    assert (caught.value.status, caught.value.code) == (400, "ModelArts.2840")
+
+    with inprocess.db.write() as session:
+        job_id = service.create(session, small, store, found[0], body, 0)["metadata"]["id"]
+    controller = JobController(Services(small, inprocess.db, inprocess.clock), LocalExecutor(), store)
+    assert _settle(controller, inprocess, job_id, ("Completed", "Failed")) == "Completed"

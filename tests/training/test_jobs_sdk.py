@@ -105,13 +105,20 @@ def test_a_real_training_job(server: LiveServer, admin_client: Any, unique: Uniq
 
 def test_a_failing_job_reports_its_exit_code(server: LiveServer, admin_client: Any, unique: Unique) -> None:
     name = unique("fails")
-    script = "import sys\nprint('about to fail')\nsys.exit(3)\n"
-    created = admin_client.create_training_job(python_job(name, "fail-bucket", script, server))
+    script = (
+        "import os, sys\n"
+        "open(os.path.join(sys.argv[-1].split('=', 1)[1], 'partial.txt'), 'w').write('so far')\n"
+        "print('about to fail')\n"
+        "sys.exit(3)\n"
+    )
+    outputs = {"out": f"obs://fail-bucket/{name}/out/"}
+    created = admin_client.create_training_job(python_job(name, "fail-bucket", script, server, outputs=outputs))
     done = wait_for(admin_client, created.metadata.id)
     assert done.status.phase == "Failed"
     status = done.status.task_statuses[0]
     assert status.exit_code == 3
     assert "about to fail" in status.message
+    assert get(server, f"obs://fail-bucket/{name}/out/partial.txt") == "so far"  # outputs go up also on failure
 
 
 def test_parameters_arrive_literally(server: LiveServer, admin_client: Any, unique: Unique, tmp_path: Path) -> None:
@@ -146,6 +153,14 @@ def test_stop_a_running_job(server: LiveServer, admin_client: Any, unique: Uniqu
     script = "import time\nprint('started', flush=True)\ntime.sleep(60)\n"
     created = admin_client.create_training_job(python_job(name, "stop-bucket", script, server))
     wait_for(admin_client, created.metadata.id, ("Running",))
+    request = ShowTrainingJobMetricsRequest(training_job_id=created.metadata.id, task_id="worker-0")
+    deadline = time.monotonic() + 20
+    while True:  # sampled from the real process tree a couple of seconds after it starts
+        memory = next(m for m in admin_client.show_training_job_metrics(request).metrics if m.metric == "memUsage")
+        if (memory.value and memory.value[0] > 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert memory.value and memory.value[0] > 0
     stopped = admin_client.stop_training_job(
         StopTrainingJobRequest(training_job_id=created.metadata.id, body=JobActionType(action_type="terminate"))
     )
