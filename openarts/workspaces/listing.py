@@ -14,6 +14,7 @@ from sqlalchemy import Boolean, String, and_, asc, bindparam, desc, func, or_, s
 from openarts.core.db import Database
 from openarts.core.hot_reads import HotQuery
 from openarts.core.identity.service import Principal
+from openarts.core.sql import LIKE_ESCAPE, contains_pattern
 from openarts.workspaces.access import accessible_clause, accessible_params
 from openarts.workspaces.schemas import WORKSPACE_FIELDS, ListQuery
 from openarts.workspaces.tables import Workspace
@@ -24,7 +25,10 @@ SORT_COLUMNS = {"name": Workspace.name, "update_time": Workspace.update_time, "s
 
 _MATCHES = and_(
     Workspace.project_id == bindparam("project_id"),
-    or_(bindparam("name_like", type_=String).is_(None), Workspace.name.like(bindparam("name_like"), escape="\\")),
+    or_(
+        bindparam("name_like", type_=String).is_(None),
+        Workspace.name.ilike(bindparam("name_like"), escape=LIKE_ESCAPE),
+    ),
     or_(
         bindparam("enterprise_project_id", type_=String).is_(None),
         Workspace.enterprise_project_id == bindparam("enterprise_project_id"),
@@ -50,16 +54,11 @@ def _page_query(sort_by: str, order: str) -> HotQuery:
 _PAGES = {(sort_by, order): _page_query(sort_by, order) for sort_by in SORT_COLUMNS for order in ("asc", "desc")}
 
 
-def _like_pattern(fragment: str) -> str:
-    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def list_rows(db: Database, principal: Principal, query: ListQuery) -> tuple[int, list[tuple[Any, ...]]]:
     """(number of matches, the rows of the page: the columns of ``WORKSPACE_FIELDS``)."""
     params = {
         "project_id": principal.project_id,
-        "name_like": _like_pattern(query.name) if query.name else None,
+        "name_like": contains_pattern(query.name) if query.name else None,
         "enterprise_project_id": query.enterprise_project_id or None,
         "all_workspaces": not query.filter_accessible,
         **accessible_params(principal),

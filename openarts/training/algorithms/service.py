@@ -19,6 +19,7 @@ from openarts.config import Settings
 from openarts.core import ids
 from openarts.core.errors import ApiError
 from openarts.core.identity.service import Principal
+from openarts.core.sql import contains
 from openarts.storage.paths import parse_obs_url
 from openarts.training.algorithms import schemas
 from openarts.training.algorithms.tables import Algorithm
@@ -416,8 +417,7 @@ def _searches(searches: str | None) -> list[ColumnElement[bool]]:
             raise invalid_param(f"searches must be key:value conditions, got {part!r}.")
         if key.strip() != "name":
             raise _bad("2789", "UnsupportedFilterBy", f"cannot search by {key.strip()}.", "Search by name.")
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Algorithm.name.ilike(f"%{escaped}%", escape="\\"))
+        conditions.append(contains(Algorithm.name, value))
     return conditions
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import asc, desc, func, select
 from sqlalchemy.orm import Session
 
+from openarts.core.sql import contains
 from openarts.training.jobs import errors
 from openarts.training.jobs.tables import JobEvent, JobMetricSample, TrainingJob
 from openarts.training.jobs.wire import TASK
@@ -90,8 +91,7 @@ def events(
     if level:
         conditions.append(JobEvent.level == level)
     if pattern:
-        escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(JobEvent.message.ilike(f"%{escaped}%", escape="\\"))
+        conditions.append(contains(JobEvent.message, pattern))
     if start_time is not None and end_time is not None:
         conditions.append(JobEvent.time.between(start_time, end_time))
     total = session.scalar(select(func.count()).select_from(JobEvent).where(*conditions)) or 0

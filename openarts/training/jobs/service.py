@@ -12,6 +12,7 @@ from openarts.compute.flavors import find_flavor
 from openarts.config import Settings
 from openarts.core import ids
 from openarts.core.identity.service import Principal
+from openarts.core.sql import contains
 from openarts.storage.store import ObjectStore
 from openarts.training import quotas as training_quotas
 from openarts.training.experiments import service as experiments_service
@@ -194,8 +195,7 @@ def _condition(item: FilterIn) -> ColumnElement[bool]:
     if not item.value:
         raise errors.invalid_param(f"filter on {item.key} needs a value.")
     if item.key == "name":
-        escaped = item.value[0].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return TrainingJob.name.ilike(f"%{escaped}%", escape="\\")
+        return contains(TrainingJob.name, item.value[0])
     if item.key == "create_time":
         try:
             low, high = (int(v) for v in item.value)

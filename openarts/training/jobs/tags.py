@@ -10,6 +10,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
 from openarts.core.identity.service import Principal
+from openarts.core.sql import contains
 from openarts.training.jobs import errors, service
 from openarts.training.jobs.tables import JobTag, TrainingJob
 from openarts.workspaces.access import accessible_clause, accessible_params, require_workspace
@@ -146,9 +147,7 @@ def _filtered(session: Session, principal: Principal, query: ResourceFilter) -> 
     for match in query.matches:
         if match.key != "resource_name":
             raise errors.invalid_param(f"match key {match.key} is not supported; use resource_name.")
-        escaped = match.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        # ilike: the same on every backend (SQLite's LIKE ignores case, PostgreSQL's does not).
-        statement = statement.where(TrainingJob.name.ilike(f"%{escaped}%", escape="\\"))
+        statement = statement.where(contains(TrainingJob.name, match.value))
     return statement
 
 
