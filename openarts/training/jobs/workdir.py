@@ -37,27 +37,55 @@ class JobDir:
     def output(self, name: str) -> Path:
         return self.root / "outputs" / name
 
+    def trial(self, trial_id: str) -> Path:
+        return self.root / "trials" / trial_id
+
     def create(self) -> None:
         for folder in (self.root, self.log.parent, self.code, self.root / "inputs", self.root / "outputs"):
             folder.mkdir(parents=True, exist_ok=True)
             os.chmod(folder, 0o700)
 
 
-def stage(plan: dict[str, Any], folder: JobDir, store: ObjectStore) -> LaunchSpec:
-    """Fetch code and inputs, make the output folders, and say how to start the process."""
+def prepare(plan: dict[str, Any], folder: JobDir, store: ObjectStore) -> None:
+    """Fetch code and inputs and make the output folders: once per job, whatever runs in it."""
     folder.create()
     if plan.get("code_dir"):
         store.download(parse_obs_url(plan["code_dir"]), folder.code)
-    args: list[str] = []
+    for item in plan.get("inputs", []):
+        local = folder.input(item["name"])
+        local.mkdir(parents=True, exist_ok=True)
+        store.download(parse_obs_url(item["obs_url"]), local)
+    for item in plan.get("outputs", []):
+        folder.output(item["name"]).mkdir(parents=True, exist_ok=True)
+
+
+def format_value(value: Any) -> str:
+    """A hyperparameter as its argument text: whole numbers without a decimal point (``--batch=32``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def launch_spec(
+    plan: dict[str, Any],
+    folder: JobDir,
+    *,
+    overrides: dict[str, Any] | None = None,
+    log_path: Path | None = None,
+    exit_path: Path | None = None,
+    output_subfolder: str | None = None,
+) -> LaunchSpec:
+    """How to start the job's command; a search trial overrides hyperparameters and has its own files."""
+    values = {name: value for name, value in plan.get("parameters", [])}
+    values.update({name: format_value(value) for name, value in (overrides or {}).items()})
+    args = [f"--{name}={value}" for name, value in values.items()]  # one argv element, whatever the value
     env: dict[str, str] = dict(plan.get("environments") or {})
-    for name, value in plan.get("parameters", []):
-        args.append(f"--{name}={value}")  # one argv element, whatever the value holds
     for kind, items in (("input", plan.get("inputs", [])), ("output", plan.get("outputs", []))):
         for item in items:
             local = folder.input(item["name"]) if kind == "input" else folder.output(item["name"])
-            local.mkdir(parents=True, exist_ok=True)
-            if kind == "input":
-                store.download(parse_obs_url(item["obs_url"]), local)
+            if kind == "output" and output_subfolder:
+                local = local / output_subfolder
+                local.mkdir(parents=True, exist_ok=True)
             if item["access_method"] == "env":
                 env[item["name"]] = str(local)
             else:
@@ -73,11 +101,17 @@ def stage(plan: dict[str, Any], folder: JobDir, store: ObjectStore) -> LaunchSpe
         argv=argv + args,
         cwd=folder.code,
         env=env,
-        log_path=folder.log,
-        exit_path=folder.exit_file,
+        log_path=log_path or folder.log,
+        exit_path=exit_path or folder.exit_file,
         memory_limit_mb=plan.get("memory_mb"),
         gpus=plan.get("gpus"),
     )
+
+
+def stage(plan: dict[str, Any], folder: JobDir, store: ObjectStore) -> LaunchSpec:
+    """Fetch code and inputs, make the output folders, and say how to start the process."""
+    prepare(plan, folder, store)
+    return launch_spec(plan, folder)
 
 
 def upload_outputs(plan: dict[str, Any], folder: JobDir, store: ObjectStore) -> list[str]:
