@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from openarts.autosearch.api import router as autosearch_router
 from openarts.core.controllers import ControllerFactory
 from openarts.core.iam import router as iam_router
 from openarts.training.algorithms.api import router as algorithms_router
@@ -28,6 +29,7 @@ ROUTERS: list[APIRouter] = [
     jobs_router,
     job_tags_router,
     training_quotas_router,
+    autosearch_router,
 ]
 
 # Started with the server, stopped with it (see app.py).

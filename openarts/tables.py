@@ -1,5 +1,6 @@
 """Every table of every family, so Alembic sees the whole schema."""
 
+from openarts.autosearch import tables as autosearch_tables
 from openarts.core.db import Base
 from openarts.core.identity import tables as identity_tables
 from openarts.training import quotas as training_quotas
@@ -12,6 +13,7 @@ metadata = Base.metadata
 
 __all__ = [
     "algorithm_tables",
+    "autosearch_tables",
     "experiment_tables",
     "identity_tables",
     "job_tables",

@@ -14,10 +14,12 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from openarts.autosearch.tuner import Tuner
 from openarts.compute.capacity import Demand, admit, machine_capacity
 from openarts.compute.executor import Executor, ProcessHandle
 from openarts.core.clock import to_ms
@@ -25,7 +27,7 @@ from openarts.core.services import Services
 from openarts.storage.store import ObjectStore
 from openarts.training.jobs import service
 from openarts.training.jobs.tables import JobMetricSample, TrainingJob
-from openarts.training.jobs.workdir import JobDir, log_tail, stage, upload_outputs
+from openarts.training.jobs.workdir import JobDir, log_tail, prepare, stage, upload_outputs
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class JobController:
         self._thread: threading.Thread | None = None
         self._terminated: set[str] = set()  # jobs sent SIGTERM in this life of the server
         self._last_sample: dict[str, float] = {}
+        self.tuner = Tuner(services, executor)
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -143,6 +146,9 @@ class JobController:
         # restart (see recover), it never launches it again.
         folder = self.folder(job_id)
         try:
+            if plan.get("search"):
+                prepare(plan, folder, self.store)  # the tuner starts the trials on the next steps
+                return
             spec = stage(plan, folder, self.store)
         except Exception as exc:
             with self.services.db.write() as session:
@@ -160,6 +166,9 @@ class JobController:
     def _watch(self, job_id: str) -> None:
         with self.services.db.read() as session:
             job = session.get(TrainingJob, job_id)
+            if job is not None and job.launch.get("search"):
+                self._watch_search(job_id, dict(job.launch), job.phase, job.start_time)
+                return
             if job is None or job.pid is None or job.process_start_time is None:
                 return
             handle = ProcessHandle(job.pid, job.process_start_time)
@@ -197,6 +206,27 @@ class JobController:
                 with self.services.db.write() as session:
                     session.get_one(TrainingJob, job_id).kill_sent = True
         self._sample(job_id, handle, now)
+
+    def _watch_search(self, job_id: str, plan: dict[str, Any], phase: str, start_time: int) -> None:
+        now = self.services.clock.now()
+        auto_stop_s = plan.get("auto_stop_s")
+        if phase == "Running" and auto_stop_s and now - start_time / 1000 > auto_stop_s:
+            with self.services.db.write() as session:
+                job = session.get_one(TrainingJob, job_id)
+                service.request_stop(session, job, to_ms(now), f"Stopped by auto_stop after {auto_stop_s // 3600} h.")
+            phase = "Terminating"
+        folder = self.folder(job_id)
+        end = self.tuner.step(job_id, plan, folder, stopping=phase == "Terminating")
+        if end is None:
+            return
+        problems = upload_outputs(plan, folder, self.store)
+        with self.services.db.write() as session:
+            job = session.get_one(TrainingJob, job_id)
+            if end.succeeded:
+                self._finish(session, job, exit_code=0, problems=problems)
+                job.message = job.message or end.message
+            else:
+                self._finish(session, job, exit_code=None, failure=end.message, problems=problems)
 
     def _sample(self, job_id: str, handle: ProcessHandle, now: float) -> None:
         if now - self._last_sample.get(job_id, 0.0) < METRIC_EVERY_S:
@@ -257,6 +287,9 @@ class JobController:
                 )
             )
         for job_id in orphans:
+            with self.services.db.read() as session:
+                if session.get_one(TrainingJob, job_id).launch.get("search"):
+                    continue  # a search has no process of its own: its trials recover themselves
             found = self.executor.find(self.folder(job_id).exit_file)
             with self.services.db.write() as session:
                 job = session.get_one(TrainingJob, job_id)

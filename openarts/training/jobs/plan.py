@@ -151,6 +151,9 @@ def resolve(
         "gpus": list(range(flavor.gpu_count)),
         "auto_stop_s": body.spec.auto_stop.duration * 3600 if body.spec.auto_stop else None,
     }
+    search = _search(settings, algorithm, flavor)
+    if search is not None:
+        plan["search"] = search
     echoed = algorithm.model_dump(exclude_none=True)
     echoed["id"] = body.algorithm.id
     echoed["engine"] = {
@@ -161,6 +164,38 @@ def resolve(
     echoed["parameters"] = [_parameter_with_defaults(p) for p in echoed.get("parameters", [])]
     echoed.setdefault("policies", {})
     return {k: v for k, v in echoed.items() if v is not None}, plan, flavor
+
+
+def _search(settings: Settings, algorithm: AlgorithmIn, flavor: Flavor) -> dict[str, Any] | None:
+    """A job whose algorithm carries ``policies.auto_search`` runs as a hyperparameter search."""
+    auto = (algorithm.policies or {}).get("auto_search")
+    if not auto:
+        return None
+    from openarts.autosearch import algorithms, space
+
+    if not isinstance(auto, dict):
+        raise space.search_params_error("policies.auto_search must be an object.")
+    search_params = auto.get("search_params") or []
+    reward_attrs = auto.get("reward_attrs") or []
+    algo_configs = auto.get("algo_configs") or []
+    for value, what in (
+        (search_params, "search_params"),
+        (reward_attrs, "reward_attrs"),
+        (algo_configs, "algo_configs"),
+    ):
+        if not isinstance(value, list):
+            raise space.search_params_error(f"auto_search.{what} must be a list.")
+    space.parse_space(search_params)
+    space.parse_reward_attrs(reward_attrs)
+    algorithms.parse_algo_configs(algo_configs)
+    # Trials share the job's flavor: one CPU each, never more at once than the machine has.
+    cpus = machine_capacity(settings).cpus
+    return {
+        "search_params": search_params,
+        "reward_attrs": reward_attrs,
+        "algo_configs": algo_configs,
+        "parallelism": max(1, min(flavor.cpu_cores, int(cpus))),
+    }
 
 
 def _merge(stored: AlgorithmIn, override: AlgorithmIn) -> AlgorithmIn:

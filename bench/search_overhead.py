@@ -1,0 +1,139 @@
+"""The platform's cost of a hyperparameter search: 100 trials against the same 100 runs done directly.
+
+What is measured
+----------------
+One search job on the real server (``openarts serve``, ``modelarts.vm.cpu.2u``: two trials at a time)
+runs ``--trials`` (default 100) trials of a trivial script that prints its reward, proposed by
+``anneal_search`` (hyperopt's annealing: a real algorithm, and the cheapest of the three to ask). It is
+timed from the create call to the job seen ``Completed`` (polled every 50 ms). The baseline runs the
+same script with the same kind of arguments directly, two at a time (a pool of two threads each calling
+``subprocess.run``). The ratio platform / direct is the figure of merit; the target is <= 1.3.
+
+The platform's time includes everything a search costs: proposing each configuration from the results
+so far, starting each trial through the runner, reading its reward from its log, recording it.
+
+Usage: ``python bench/search_overhead.py [--trials 100]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from huaweicloudsdkcore.exceptions.exceptions import SdkException
+from huaweicloudsdkmodelarts.v1 import (
+    AlgoConfigs,
+    AutoSearch,
+    AutoSearchAlgoConfigParameter,
+    JobPolicies,
+    RewardAttrs,
+    SearchParams,
+    ShowAutoSearchTrialsRequest,
+    ShowTrainingJobDetailsRequest,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from job_overhead import (  # the sibling benchmark's server and job plumbing
+    BenchError,
+    Server,
+    exit_on_sigterm,
+    job_request,
+    launch_server,
+    machine_line,
+    print_server_log,
+    run_direct_pool,
+    sdk_client,
+    stop_leftover_jobs,
+    stop_server,
+    wait_until_healthy,
+    work_directory,
+)
+
+TRIAL_CODE = "import sys; print('loss=' + str(abs(float(sys.argv[1].split('=')[1]))))"
+TARGET_RATIO = 1.3
+PARALLELISM = 2
+POLL_S = 0.05
+
+
+def search_request(name: str, trials: int) -> Any:
+    request = job_request(name, f'python -c "{TRIAL_CODE}"')
+    request.body.algorithm.policies = JobPolicies(
+        auto_search=AutoSearch(
+            reward_attrs=[RewardAttrs(name="loss", mode="min", regex=r"loss=([0-9.eE+-]+)")],
+            search_params=[SearchParams(name="x", param_type="continuous", lower_bound="-5", upper_bound="5")],
+            algo_configs=[
+                AlgoConfigs(
+                    name="anneal_search",
+                    params=[AutoSearchAlgoConfigParameter(key="num_samples", value=str(trials))],
+                )
+            ],
+        )
+    )
+    return request
+
+
+def run_search(client: Any, name: str, trials: int) -> float:
+    started = time.monotonic()
+    job_id = client.create_training_job(search_request(name, trials)).metadata.id
+    while True:
+        status = client.show_training_job_details(ShowTrainingJobDetailsRequest(training_job_id=job_id)).status
+        if status.phase in ("Completed", "Failed", "Terminated", "Abnormal"):
+            break
+        time.sleep(POLL_S)
+    elapsed = time.monotonic() - started
+    if status.phase != "Completed":
+        raise BenchError(f"search {name} ended {status.phase}: {status.task_statuses}")
+    table = client.show_auto_search_trials(ShowAutoSearchTrialsRequest(training_job_id=job_id, limit=1000)).items
+    finished = sum(1 for row in table.data if row[table.header.index("status")] == "TERMINATED")
+    if finished != trials:
+        raise BenchError(f"search {name}: {finished} of {trials} trials finished")
+    return elapsed
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--trials", type=int, default=100, help="trials in the search (default 100)")
+    return parser.parse_args(argv)
+
+
+def benchmark(args: argparse.Namespace, work_dir: Path, servers: list[Server]) -> None:
+    server = launch_server(work_dir, servers)
+    wait_until_healthy(server)
+    client = sdk_client(server)
+    print(machine_line())
+    print(f"{args.trials} trials of `python -c ...` at parallelism {PARALLELISM}, and the same run directly")
+    platform_s = run_search(client, f"bench-search-{uuid.uuid4().hex[:8]}", args.trials)
+    direct_s = run_direct_pool([sys.executable, "-c", TRIAL_CODE, "--x=1.5"], args.trials, PARALLELISM)
+    ratio = platform_s / direct_s
+    print(f"\n{'':28}wall s")
+    print(f"  as a search             {platform_s:8.2f}")
+    print(f"  direct, pool of 2       {direct_s:8.2f}")
+    print(f"\n{machine_line()} (at the end)")
+    print(f"{args.trials} trials at parallelism {PARALLELISM}: ratio {ratio:.2f} (target <= {TARGET_RATIO})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    exit_on_sigterm()
+    servers: list[Server] = []
+    with work_directory() as work_dir:
+        try:
+            benchmark(args, work_dir, servers)
+        except (BenchError, SdkException, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            for server in servers:
+                print_server_log(server)
+            return 1
+        finally:
+            for server in servers:
+                stop_server(server)
+                stop_leftover_jobs(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
