@@ -31,8 +31,8 @@ not finite are skipped, so a stale row can never crash a search.
 
 from __future__ import annotations
 
-import logging
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,11 +40,9 @@ from typing import Any, Literal
 import numpy as np
 from bayes_opt import BayesianOptimization, acquisition
 from hyperopt import anneal, base, hp, tpe  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from openarts.autosearch.space import Param, SearchSpace, search_params_error
-
-# hyperopt reports each TPE step at INFO level; a search server has no use for it.
-logging.getLogger("hyperopt").setLevel(logging.WARNING)
 
 ParamType = Literal["Integer", "Float", "String"]
 Check = Callable[[Any], str | None]
@@ -468,29 +466,8 @@ def _bayes_suggest(
         random_config = space.random_config(rng)
         return {p.name: fixed.get(p.name, random_config[p.name]) for p in space.params}
 
-    kind = algo.params["kind"]
-    acq: acquisition.AcquisitionFunction
-    if kind == "ucb":
-        acq = acquisition.UpperConfidenceBound(kappa=algo.params["kappa"])
-    elif kind == "ei":
-        acq = acquisition.ExpectedImprovement(xi=algo.params["xi"])
-    else:
-        acq = acquisition.ProbabilityOfImprovement(xi=algo.params["xi"])
-    optimizer = BayesianOptimization(f=None, pbounds=pbounds, acquisition_function=acq, random_state=seed, verbose=0)
-    names = [p.name for p in free]
-    for point, values in losses.items():
-        # bayes_opt maximises its target: the target is minus the loss.
-        optimizer.register(params=dict(zip(names, point, strict=True)), target=-float(np.mean(values)))
-    # BayesianOptimization.suggest() always optimises the acquisition with 10 000 random candidates and
-    # 10 L-BFGS-B starts; calling the acquisition function itself takes the smaller budget above.
-    x = acq.suggest(
-        gp=optimizer._gp,
-        target_space=optimizer.space,
-        n_random=BAYES_ACQ_RANDOM,
-        n_smart=BAYES_ACQ_STARTS,
-        fit_gp=True,
-        random_state=np.random.RandomState(seed),
-    )
+    with _ONE_BLAS_THREAD, threadpool_limits(limits=1, user_api="blas"):
+        x = _bayes_acquisition_argmax(algo, pbounds, losses, seed)
     config: dict[str, float | str] = dict(fixed)
     for p, coordinate in zip(free, np.asarray(x, dtype=float).ravel(), strict=True):
         if p.kind == "continuous":
@@ -500,3 +477,39 @@ def _bayes_suggest(
             rank = min(max(round(float(coordinate)), 0), len(p.values) - 1)
             config[p.name] = p.values[ranks[p.name][rank]]
     return {p.name: config[p.name] for p in space.params}
+
+
+_ONE_BLAS_THREAD = threading.Lock()
+"""The Gaussian process works on matrices of at most a few hundred rows, where a multi-threaded BLAS
+only adds synchronisation: on a busy two-core machine it made a suggestion 2.5 times slower (OpenBLAS
+threads spin while they wait for a core). The fit therefore runs with one BLAS thread. The limit is
+process-wide while it lasts, so suggestions take this lock to restore the previous setting reliably."""
+
+
+def _bayes_acquisition_argmax(
+    algo: AlgoConfig, pbounds: dict[str, tuple[float, float]], losses: dict[tuple[float, ...], list[float]], seed: int
+) -> Any:
+    """Fit the Gaussian process to the observed points and return the maximiser of the acquisition."""
+    kind = algo.params["kind"]
+    acq: acquisition.AcquisitionFunction
+    if kind == "ucb":
+        acq = acquisition.UpperConfidenceBound(kappa=algo.params["kappa"])
+    elif kind == "ei":
+        acq = acquisition.ExpectedImprovement(xi=algo.params["xi"])
+    else:
+        acq = acquisition.ProbabilityOfImprovement(xi=algo.params["xi"])
+    optimizer = BayesianOptimization(f=None, pbounds=pbounds, acquisition_function=acq, random_state=seed, verbose=0)
+    names = list(pbounds)
+    for point, values in losses.items():
+        # bayes_opt maximises its target: the target is minus the loss.
+        optimizer.register(params=dict(zip(names, point, strict=True)), target=-float(np.mean(values)))
+    # BayesianOptimization.suggest() always optimises the acquisition with 10 000 random candidates and
+    # 10 L-BFGS-B starts; calling the acquisition function itself takes the smaller budget above.
+    return acq.suggest(
+        gp=optimizer._gp,
+        target_space=optimizer.space,
+        n_random=BAYES_ACQ_RANDOM,
+        n_smart=BAYES_ACQ_STARTS,
+        fit_gp=True,
+        random_state=np.random.RandomState(seed),
+    )

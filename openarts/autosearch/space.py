@@ -15,12 +15,13 @@ their names say:
   way round, too few points, duplicate names or values, too many parameters.
 * ``ModelArts.2824`` SearchIndicatorsError: anything wrong with ``reward_attrs``.
 
-Reading rewards. A reward is the LAST match of the attribute's regex in the trial's log (only the last
-1 MiB is scanned, since metrics are printed as training goes and logs can be huge). Patterns are
-compiled with the ``regex`` package, not the standard ``re``, for one reason: ``re`` cannot be stopped.
-A user regex such as ``\\d*\\d*\\d*x`` takes ``re`` 26 s on one 512-character line of digits (and about
-7 minutes on 1024), holding the GIL, so one user's log could freeze the whole server. ``regex`` accepts
-the same syntax, releases the GIL while matching (``concurrent=True``) and takes a ``timeout``; the
+Reading rewards. A reward is the LAST match of the attribute's regex in the trial's log; only the last
+1 Mi characters are scanned, since metrics are printed as training goes and logs can be huge. Patterns
+are compiled with ``regex.MULTILINE``, so that ``^`` and ``$`` anchor at log lines, and with the
+``regex`` package rather than the standard ``re``, for one reason: ``re`` cannot be stopped. A user
+regex such as ``\\d*\\d*\\d*x`` takes ``re`` 26 s on one 512-character line of digits (about 7 minutes on
+1024), holding the GIL all along, so one user's log could freeze the whole server. ``regex`` accepts
+the same syntax, releases the GIL while matching (``concurrent=True``) and takes a ``timeout``: the
 scan gives up after :data:`REWARD_SCAN_TIMEOUT_S` and reports no reward.
 """
 
@@ -44,14 +45,14 @@ MAX_POINTS = 10_000
 MAX_VALUE_CHARS = 256
 MAX_REWARD_ATTRS = 10
 MAX_REGEX_CHARS = 512
-REWARD_SCAN_BYTES = 1 << 20
-"""Only the last 1 MiB of a log is searched for a reward: the newest metrics are at the end."""
+REWARD_SCAN_CHARS = 1 << 20
+"""Only the last 1 Mi characters of a log are searched for a reward: the newest metrics are at the end."""
 REWARD_SCAN_TIMEOUT_S = 1.0
 
 _NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,63}")
 # Plain decimal numbers only: Python's float() also takes "nan", "inf", "1_000" and "infinity", none
 # of which is a usable bound or point.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 RESERVED_REWARD_NAMES = frozenset(
     {
@@ -364,9 +365,9 @@ def reward_from_log(attr: RewardAttr, log_text: str, *, timeout_s: float = REWAR
 
     None when nothing matches, when the last match is not a finite number (``acc=nan``), or when the
     scan runs past ``timeout_s`` (a pathological pattern; the caller reports "no metric matched").
-    Only the last :data:`REWARD_SCAN_BYTES` characters are scanned.
+    Only the last :data:`REWARD_SCAN_CHARS` characters are scanned.
     """
-    text = log_text[-REWARD_SCAN_BYTES:]
+    text = log_text[-REWARD_SCAN_CHARS:]
     pattern = _compile(attr.regex)
     deadline = time.monotonic() + timeout_s
     last: Any = None

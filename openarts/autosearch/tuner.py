@@ -110,26 +110,32 @@ class Tuner:
         self.services = services
         self.executor = executor
         self._terminated: set[tuple[str, str]] = set()
+        self._searches: dict[str, Search] = {}  # a job's plan never changes: parse it once
 
     def step(self, job_id: str, plan: dict[str, Any], folder: JobDir, stopping: bool) -> SearchEnd | None:
-        search = Search.from_plan(plan)
-        db = self.services.db
-        with db.read() as session:
+        search = self._searches.get(job_id)
+        if search is None:
+            search = self._searches[job_id] = Search.from_plan(plan)
+        with self.services.db.read() as session:
             trials = list(session.scalars(select(Trial).where(Trial.job_id == job_id).order_by(Trial.trial_index)))
-        for trial in trials:
+        for position, trial in enumerate(trials):
             if trial.status == RUNNING:
-                self._watch(search, trial, folder, stopping)
-        with db.read() as session:
-            trials = list(session.scalars(select(Trial).where(Trial.job_id == job_id).order_by(Trial.trial_index)))
+                settled = self._watch(search, trial, folder, stopping)
+                if settled is not None:
+                    trials[position] = settled
         running = sum(1 for t in trials if t.status == RUNNING)
         if stopping:
-            return SearchEnd(False, "stopped") if running == 0 else None
+            if running:
+                return None
+            self._searches.pop(job_id, None)
+            return SearchEnd(False, "stopped")
         schedule = search.schedule()
         while len(trials) < len(schedule) and running < search.parallelism and self._may_propose(trials, search):
             trials.append(self._start(job_id, plan, search, schedule, trials, folder))
             running += 1
         if len(trials) == len(schedule) and running == 0:
             done = [t for t in trials if t.status == TERMINATED]
+            self._searches.pop(job_id, None)
             if done:
                 return SearchEnd(True, f"{len(done)} of {len(trials)} trials finished")
             return SearchEnd(False, f"all {len(trials)} trials failed")
@@ -174,7 +180,7 @@ class Tuner:
         now_ms = to_ms(self.services.clock.now())
         # The row first, the process after: a crash in between leaves a RUNNING trial without a pid, which
         # the next step adopts (found by its exit file) or fails; it is never started twice.
-        with self.services.db.write() as session:
+        with self.services.db.write(durable=False) as session:
             trial = Trial(
                 job_id=job_id,
                 trial_id=trial_id,
@@ -201,7 +207,7 @@ class Tuner:
             output_subfolder=f"trials/{trial_id}",
         )
         handle = self.executor.launch(spec)
-        with self.services.db.write() as session:
+        with self.services.db.write(durable=False) as session:
             row = session.get_one(Trial, (job_id, trial_id))
             row.pid, row.process_start_time = handle.pid, handle.start_time
             trial = row
@@ -209,16 +215,18 @@ class Tuner:
 
     # --- watching --------------------------------------------------------------------------------
 
-    def _watch(self, search: Search, trial: Trial, folder: JobDir, stopping: bool) -> None:
+    def _watch(self, search: Search, trial: Trial, folder: JobDir, stopping: bool) -> Trial | None:
+        """The trial as settled, if it ended; None while it runs."""
         _, exit_path = trial_files(folder, trial.trial_id)
         if trial.pid is None or trial.process_start_time is None:
             found = self.executor.find(exit_path)
             if found is None and not exit_path.exists():
-                self._settle(search, trial, folder, exit_code=None, failure="the server restarted while starting it")
-                return
+                return self._settle(
+                    search, trial, folder, exit_code=None, failure="the server restarted while starting it"
+                )
             handle = found or ProcessHandle(0, 0.0)
             if found is not None:
-                with self.services.db.write() as session:
+                with self.services.db.write(durable=False) as session:
                     row = session.get_one(Trial, (trial.job_id, trial.trial_id))
                     row.pid, row.process_start_time = found.pid, found.start_time
         else:
@@ -226,16 +234,16 @@ class Tuner:
         outcome = self.executor.outcome(handle, exit_path)
         if outcome is not None:
             failure = None if not outcome.lost else "its processes ended without an exit code"
-            self._settle(search, trial, folder, exit_code=outcome.exit_code, failure=failure)
-            return
+            return self._settle(search, trial, folder, exit_code=outcome.exit_code, failure=failure)
         key = (trial.job_id, trial.trial_id)
         if (stopping or trial.early_stopped) and key not in self._terminated:
             self.executor.terminate(handle)
             self._terminated.add(key)
+        return None
 
     def _settle(
         self, search: Search, trial: Trial, folder: JobDir, *, exit_code: int | None, failure: str | None
-    ) -> None:
+    ) -> Trial:
         log_path, _ = trial_files(folder, trial.trial_id)
         text = read_log(log_path)
         reports = reports_from_log(search, text)
@@ -244,7 +252,7 @@ class Tuner:
             rewards.update(report)
         primary = search.rewards[0]
         tail = "\n".join(text.splitlines()[-10:])
-        with self.services.db.write() as session:
+        with self.services.db.write(durable=False) as session:
             row = session.get_one(Trial, (trial.job_id, trial.trial_id))
             row.exit_code = exit_code
             row.end_time = to_ms(self.services.clock.now())
@@ -262,6 +270,7 @@ class Tuner:
             else:
                 row.status = TERMINATED
         self._terminated.discard((trial.job_id, trial.trial_id))
+        return row
 
 
 def _params_of(config: dict[str, Any], search: Search) -> dict[str, Any]:

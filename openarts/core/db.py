@@ -35,7 +35,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN itself; pysqlite's own implicit
@@ -44,8 +44,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        # FULL: an acknowledged commit survives power loss (security-reliability.md, faults).
-        cur.execute("PRAGMA synchronous=FULL")
+        # FULL: an acknowledged commit survives power loss (security-reliability.md, faults). NORMAL (WAL):
+        # survives any crash of the process, and power loss but for the last commits.
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -68,10 +69,14 @@ class Database:
         # Hot reads keep one connection per thread of their own, outside the pool (core/hot_reads.py).
         self._hot = ThreadReaders(create_engine(self.url, poolclass=NullPool, **options))
         self._write_engine = self.engine
+        self._bookkeeping_engine = self.engine
         if self.is_sqlite:
             _configure_sqlite(self.engine)
             _configure_sqlite(self._hot.engine)
             self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            bookkeeping = create_engine(self.url, pool_size=4, max_overflow=4, **options)
+            _configure_sqlite(bookkeeping, synchronous="NORMAL")
+            self._bookkeeping_engine = bookkeeping.execution_options(sqlite_begin="IMMEDIATE")
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -84,9 +89,16 @@ class Database:
         return self._hot.rows(query, params)
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A session that holds the write lock from its first statement and commits on success."""
-        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+    def write(self, *, durable: bool = True) -> Iterator[Session]:
+        """A session that holds the write lock from its first statement and commits on success.
+
+        Requests a client is told succeeded are ``durable``: on disk before the answer. Controllers'
+        bookkeeping (a trial started, a phase changed) may pass ``durable=False``: it survives any crash of
+        the server, and after a power cut the controller re-derives what the last commits said from the
+        processes and their exit files. On SQLite that saves an fsync per commit.
+        """
+        engine = self._write_engine if durable else self._bookkeeping_engine
+        with Session(engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     def migrate(self) -> None:
@@ -106,3 +118,5 @@ class Database:
     def dispose(self) -> None:
         self._hot.close()
         self.engine.dispose()
+        if self._bookkeeping_engine is not self.engine:
+            self._bookkeeping_engine.dispose()

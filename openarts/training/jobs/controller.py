@@ -97,14 +97,14 @@ class JobController:
             action(*args)
         except Exception as exc:
             log.exception("training job %s: controller step failed", job_id)
-            with self.services.db.write() as session:
+            with self.services.db.write(durable=False) as session:
                 job = session.get(TrainingJob, job_id)
                 if job is not None and job.phase in service.ACTIVE:
                     self._finish(session, job, exit_code=None, failure=f"internal error: {exc}")
 
     def _step(self, job_id: str, phase: str, delete_requested: bool) -> None:
         if phase == "Creating":
-            with self.services.db.write() as session:
+            with self.services.db.write(durable=False) as session:
                 job = session.get(TrainingJob, job_id)
                 if job is not None and job.phase == "Creating":
                     job.phase, job.secondary_phase = "Pending", "Queuing"
@@ -131,7 +131,7 @@ class JobController:
 
     def _launch(self, job_id: str) -> None:
         now_ms = self._now_ms()
-        with self.services.db.write() as session:
+        with self.services.db.write(durable=False) as session:
             job = session.get(TrainingJob, job_id)
             if job is None or job.phase != "Pending":
                 return
@@ -151,13 +151,13 @@ class JobController:
                 return
             spec = stage(plan, folder, self.store)
         except Exception as exc:
-            with self.services.db.write() as session:
+            with self.services.db.write(durable=False) as session:
                 job = session.get_one(TrainingJob, job_id)
                 self._finish(session, job, exit_code=None, failure=f"staging the job failed: {exc}")
             return
         handle = self.executor.launch(spec)
         self._last_sample[job_id] = self.services.clock.now() - METRIC_EVERY_S + FIRST_SAMPLE_AFTER_S
-        with self.services.db.write() as session:
+        with self.services.db.write(durable=False) as session:
             job = session.get_one(TrainingJob, job_id)
             job.pid, job.process_start_time = handle.pid, handle.start_time
 
@@ -178,7 +178,7 @@ class JobController:
         outcome = self.executor.outcome(handle, folder.exit_file)
         if outcome is not None:
             problems = upload_outputs(plan, folder, self.store)
-            with self.services.db.write() as session:
+            with self.services.db.write(durable=False) as session:
                 job = session.get_one(TrainingJob, job_id)
                 if outcome.lost:
                     failure = (
@@ -193,7 +193,7 @@ class JobController:
         now = self.services.clock.now()
         auto_stop_s = plan.get("auto_stop_s")
         if phase == "Running" and auto_stop_s and now - start_time / 1000 > auto_stop_s:
-            with self.services.db.write() as session:
+            with self.services.db.write(durable=False) as session:
                 job = session.get_one(TrainingJob, job_id)
                 service.request_stop(session, job, to_ms(now), f"Stopped by auto_stop after {auto_stop_s // 3600} h.")
             phase, stop_requested_at = "Terminating", to_ms(now)
@@ -203,7 +203,7 @@ class JobController:
                 self._terminated.add(job_id)
             elif not kill_sent and now - stop_requested_at / 1000 > STOP_GRACE_S:
                 self.executor.kill(handle)
-                with self.services.db.write() as session:
+                with self.services.db.write(durable=False) as session:
                     session.get_one(TrainingJob, job_id).kill_sent = True
         self._sample(job_id, handle, now)
 
@@ -211,7 +211,7 @@ class JobController:
         now = self.services.clock.now()
         auto_stop_s = plan.get("auto_stop_s")
         if phase == "Running" and auto_stop_s and now - start_time / 1000 > auto_stop_s:
-            with self.services.db.write() as session:
+            with self.services.db.write(durable=False) as session:
                 job = session.get_one(TrainingJob, job_id)
                 service.request_stop(session, job, to_ms(now), f"Stopped by auto_stop after {auto_stop_s // 3600} h.")
             phase = "Terminating"
@@ -220,7 +220,7 @@ class JobController:
         if end is None:
             return
         problems = upload_outputs(plan, folder, self.store)
-        with self.services.db.write() as session:
+        with self.services.db.write(durable=False) as session:
             job = session.get_one(TrainingJob, job_id)
             if end.succeeded:
                 self._finish(session, job, exit_code=0, problems=problems)
@@ -233,7 +233,7 @@ class JobController:
             return
         self._last_sample[job_id] = now
         usage = self.executor.usage(handle)
-        with self.services.db.write() as session:
+        with self.services.db.write(durable=False) as session:
             session.merge(
                 JobMetricSample(
                     job_id=job_id, time=to_ms(now), cpu_percent=usage.cpu_percent, memory_mb=usage.memory_mb
@@ -268,7 +268,7 @@ class JobController:
         service.add_event(session, job.id, now_ms, f"Job {job.phase.lower()}: {job.message or 'exit code 0'}", level)
 
     def _remove(self, job_id: str) -> None:
-        with self.services.db.write() as session:
+        with self.services.db.write(durable=False) as session:
             job = session.get(TrainingJob, job_id)
             if job is not None:
                 session.delete(job)
@@ -291,7 +291,7 @@ class JobController:
                 if session.get_one(TrainingJob, job_id).launch.get("search"):
                     continue  # a search has no process of its own: its trials recover themselves
             found = self.executor.find(self.folder(job_id).exit_file)
-            with self.services.db.write() as session:
+            with self.services.db.write(durable=False) as session:
                 job = session.get_one(TrainingJob, job_id)
                 if found is not None:
                     job.pid, job.process_start_time = found.pid, found.start_time
