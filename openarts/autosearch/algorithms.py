@@ -31,6 +31,7 @@ not finite are skipped, so a stale row can never crash a search.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +50,7 @@ Check = Callable[[Any], str | None]
 """Returns why a typed value is out of range, or None when it is fine."""
 
 SEED_MAX = 2**32 - 1
+_log = logging.getLogger(__name__)
 
 
 def _any(_: Any) -> str | None:
@@ -329,7 +331,7 @@ def suggest(algo: AlgoConfig, space: SearchSpace, index: int, history: Sequence[
             ),
         )
     if algo.name == "bayes_opt_search":
-        return _bayes_suggest(algo, space, observed, seed)
+        return _bayes_suggest(algo, space, index, observed, seed)
     raise ValueError(f"unknown search algorithm {algo.name!r}")
 
 
@@ -398,6 +400,7 @@ def _from_hyperopt(p: Param, raw: Any) -> float | str:
 
 # --- bayesian-optimization: bayes_opt_search -------------------------------------------------------
 
+LOSS_CLIP = 1e100
 BAYES_RANDOM_STARTS = 2
 """Below this many distinct observed points the Gaussian process has nothing to fit: sample uniformly."""
 BAYES_ACQ_RANDOM = 1_000
@@ -420,7 +423,7 @@ def _rank_order(p: Param) -> list[int]:
 
 
 def _bayes_suggest(
-    algo: AlgoConfig, space: SearchSpace, observed: Sequence[Observation], seed: int
+    algo: AlgoConfig, space: SearchSpace, index: int, observed: Sequence[Observation], seed: int
 ) -> dict[str, float | str]:
     """A Gaussian-process suggestion from ``bayesian-optimization``, on an all-continuous encoding.
 
@@ -466,8 +469,15 @@ def _bayes_suggest(
         random_config = space.random_config(rng)
         return {p.name: fixed.get(p.name, random_config[p.name]) for p in space.params}
 
-    with _ONE_BLAS_THREAD, threadpool_limits(limits=1, user_api="blas"):
-        x = _bayes_acquisition_argmax(algo, pbounds, losses, seed)
+    try:
+        with _ONE_BLAS_THREAD, threadpool_limits(limits=1, user_api="blas"):
+            x = _bayes_acquisition_argmax(algo, pbounds, losses, seed)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        # A degenerate history (say, points a hair apart with wildly different losses) can defeat the
+        # fit. The search must go on: this trial is sampled at random, still reproducibly.
+        _log.warning("bayes_opt_search fell back to a random point for trial %d: %s", index, exc)
+        random_config = space.random_config(rng)
+        return {p.name: fixed.get(p.name, random_config[p.name]) for p in space.params}
     config: dict[str, float | str] = dict(fixed)
     for p, coordinate in zip(free, np.asarray(x, dtype=float).ravel(), strict=True):
         if p.kind == "continuous":
@@ -501,8 +511,12 @@ def _bayes_acquisition_argmax(
     optimizer = BayesianOptimization(f=None, pbounds=pbounds, acquisition_function=acq, random_state=seed, verbose=0)
     names = list(pbounds)
     for point, values in losses.items():
-        # bayes_opt maximises its target: the target is minus the loss.
-        optimizer.register(params=dict(zip(names, point, strict=True)), target=-float(np.mean(values)))
+        # bayes_opt maximises its target: the target is minus the loss. Clipped, because the GP
+        # normalises its targets by their standard deviation, which overflows to NaN for a loss of
+        # 1e300 (a trial can print anything); the order of the losses, which is all EI, PoI and UCB
+        # need from an outlier, is kept.
+        target = -float(np.clip(np.mean(values), -LOSS_CLIP, LOSS_CLIP))
+        optimizer.register(params=dict(zip(names, point, strict=True)), target=target)
     # BayesianOptimization.suggest() always optimises the acquisition with 10 000 random candidates and
     # 10 L-BFGS-B starts; calling the acquisition function itself takes the smaller budget above.
     return acq.suggest(

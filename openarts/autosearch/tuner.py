@@ -14,6 +14,7 @@ proposes the same configurations, whatever the order in which parallel trials ha
 from __future__ import annotations
 
 import re
+import statistics
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from openarts.autosearch.tables import ERROR, RUNNING, TERMINATED, Trial
 from openarts.compute.executor import Executor, ProcessHandle
 from openarts.core.clock import to_ms
 from openarts.core.services import Services
+from openarts.training.jobs.service import add_event
 from openarts.training.jobs.workdir import JobDir, launch_spec
 
 LOG_SCAN_BYTES = 1024 * 1024  # rewards are read from the newest 1 MB of a trial's log
@@ -46,6 +48,7 @@ class Search:
     rewards: list[search_space.RewardAttr]
     algos: list[algorithms.AlgoConfig]
     parallelism: int
+    early_stop: str | None = None
 
     @classmethod
     def from_plan(cls, plan: dict[str, Any]) -> Search:
@@ -55,6 +58,7 @@ class Search:
             rewards=search_space.parse_reward_attrs(search["reward_attrs"]),
             algos=algorithms.parse_algo_configs(search["algo_configs"]),
             parallelism=int(search["parallelism"]),
+            early_stop=search.get("early_stop"),
         )
 
     def schedule(self) -> list[tuple[int, int]]:
@@ -65,6 +69,22 @@ class Search:
         for round_number in range(max(counts)):
             order += [(a, round_number) for a, count in enumerate(counts) if round_number < count]
         return order
+
+    def best_so_far(self, reports: list[dict[str, float]]) -> list[float]:
+        """The best value of the first metric after each report (for the median stopping rule)."""
+        primary = self.rewards[0]
+        best: list[float] = []
+        for report in reports:
+            value = report.get(primary.name)
+            if value is None:
+                continue
+            if best:
+                value = max(best[-1], value) if primary.mode == "max" else min(best[-1], value)
+            best.append(value)
+        return best
+
+    def worse(self, value: float, than: float) -> bool:
+        return value < than if self.rewards[0].mode == "max" else value > than
 
     def loss(self, rewards: dict[str, float]) -> float | None:
         primary = self.rewards[0]
@@ -123,6 +143,8 @@ class Tuner:
                 settled = self._watch(search, trial, folder, stopping)
                 if settled is not None:
                     trials[position] = settled
+        if search.early_stop == "median" and not stopping:
+            self._median_stopping(search, trials, folder)
         running = sum(1 for t in trials if t.status == RUNNING)
         if stopping:
             if running:
@@ -212,6 +234,46 @@ class Tuner:
             row.pid, row.process_start_time = handle.pid, handle.start_time
             trial = row
         return trial
+
+    # --- the median stopping rule ----------------------------------------------------------------
+
+    MEDIAN_MIN_PEERS = 3  # too few earlier trials make a median that says nothing
+
+    def _median_stopping(self, search: Search, trials: list[Trial], folder: JobDir) -> None:
+        """Stop a running trial whose best reward after k reports is worse than the median of what the
+        earlier trials had reached after k reports (the rule of Google Vizier and Ray Tune)."""
+        curves: dict[str, list[float]] = {}
+        for trial in trials:
+            reports = (
+                trial.reports
+                if trial.status != RUNNING
+                else reports_from_log(search, read_log(trial_files(folder, trial.trial_id)[0]))
+            )
+            curves[trial.trial_id] = search.best_so_far(list(reports or []))
+        for trial in trials:
+            curve = curves[trial.trial_id]
+            if trial.status != RUNNING or trial.early_stopped or not curve:
+                continue
+            k = len(curve)
+            peers = [
+                curves[other.trial_id][k - 1]
+                for other in trials
+                if other.trial_index < trial.trial_index and len(curves[other.trial_id]) >= k
+            ]
+            if len(peers) < self.MEDIAN_MIN_PEERS:
+                continue
+            median = statistics.median(peers)
+            if search.worse(curve[-1], median):
+                reason = (
+                    f"stopped by the median stopping rule: best {search.rewards[0].name} {curve[-1]:g} after {k} "
+                    f"reports is worse than the median {median:g} of {len(peers)} earlier trials"
+                )
+                with self.services.db.write(durable=False) as session:
+                    row = session.get_one(Trial, (trial.job_id, trial.trial_id))
+                    row.early_stopped, row.message = True, reason
+                    now_ms = to_ms(self.services.clock.now())
+                    add_event(session, trial.job_id, now_ms, f"Trial {trial.trial_id} {reason}.")
+                trial.early_stopped = True
 
     # --- watching --------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import pytest
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkmodelarts.v1 import (
     JobActionType,
+    ListTrainingJobEventsRequest,
     ShowAutoSearchParamAnalysisResultPathRequest,
     ShowAutoSearchParamsAnalysisRequest,
     ShowAutoSearchPerTrialRequest,
@@ -217,3 +218,43 @@ def test_bad_searches_are_refused(raw: Any, server: LiveServer, unique: Unique, 
     response = raw("POST", "/v2/{project_id}/training-jobs", body)
     assert response.status_code == 400, response.text
     assert response.json()["error_code"] in ("ModelArts.2826", "ModelArts.2825")
+
+
+CURVE = """
+import sys, time
+args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
+base = (float(args["x"]) - 1.5) ** 2 + (float(args["y"]) + 2.0) ** 2
+for step in range(20):
+    print(f"loss={base * (1 + 1 / (step + 1)):.6f}", flush=True)
+    time.sleep(0.05)
+"""
+
+
+def test_the_median_stopping_rule(server: LiveServer, admin_client: Any, unique: Unique) -> None:
+    """Opted into with an annotation: trials worse than the median of earlier ones at the same report
+    count are stopped early, and say why."""
+    request = search_job(unique("median"), server, search_policy("anneal_search", samples=10, seed=2), script=CURVE)
+    request.body.metadata.annotations = {"autosearch/early-stopping": "median"}
+    created = admin_client.create_training_job(request)
+    assert wait_for(admin_client, created.metadata.id, timeout=120).status.phase == "Completed"
+    table = rows(admin_client, created.metadata.id)
+    stopped = [row for row in table if int(row["training_iteration"]) < 20]
+    assert stopped, table
+    assert all(row["status"] == "TERMINATED" for row in stopped)
+    detail = admin_client.show_auto_search_per_trial(
+        ShowAutoSearchPerTrialRequest(training_job_id=created.metadata.id, trial_id=stopped[0]["trial_id"])
+    )
+    assert detail.data[-1][0] == "True"
+    events = admin_client.list_training_job_events(
+        ListTrainingJobEventsRequest(training_job_id=created.metadata.id, limit=100)
+    )
+    reasons = [e.message for e in events.events if "median stopping rule" in e.message]
+    assert any(stopped[0]["trial_id"] in reason for reason in reasons)
+
+
+def test_unknown_early_stopping_rules_are_refused(admin_client: Any, server: LiveServer, unique: Unique) -> None:
+    request = search_job(unique("rule"), server, search_policy())
+    request.body.metadata.annotations = {"autosearch/early-stopping": "hyperband"}
+    with pytest.raises(ClientRequestException) as caught:
+        admin_client.create_training_job(request)
+    assert (caught.value.status_code, caught.value.error_code) == (400, "ModelArts.2826")

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openarts.autosearch.space import (
-    REWARD_SCAN_BYTES,
+    REWARD_SCAN_CHARS,
     Param,
     RewardAttr,
     SearchSpace,
@@ -294,7 +294,7 @@ def test_reward_numbers_in_scientific_notation_and_signs() -> None:
 
 def test_only_the_last_megabyte_is_scanned() -> None:
     attr = RewardAttr("acc", "max", r"acc=([0-9.]+)")
-    filler = ("x" * 99 + "\n") * (REWARD_SCAN_BYTES // 100 + 1)
+    filler = ("x" * 99 + "\n") * (REWARD_SCAN_CHARS // 100 + 1)
     assert reward_from_log(attr, "acc=0.7\n" + filler) is None
     assert reward_from_log(attr, "acc=0.7\n" + filler + "acc=0.8\n") == 0.8
     huge = "acc=0.1\n" * 2_000_000  # 16 MB

@@ -151,7 +151,7 @@ def resolve(
         "gpus": list(range(flavor.gpu_count)),
         "auto_stop_s": body.spec.auto_stop.duration * 3600 if body.spec.auto_stop else None,
     }
-    search = _search(settings, algorithm, flavor)
+    search = _search(settings, algorithm, flavor, body.metadata.annotations or {})
     if search is not None:
         plan["search"] = search
     echoed = algorithm.model_dump(exclude_none=True)
@@ -166,7 +166,9 @@ def resolve(
     return {k: v for k, v in echoed.items() if v is not None}, plan, flavor
 
 
-def _search(settings: Settings, algorithm: AlgorithmIn, flavor: Flavor) -> dict[str, Any] | None:
+def _search(
+    settings: Settings, algorithm: AlgorithmIn, flavor: Flavor, annotations: dict[str, str]
+) -> dict[str, Any] | None:
     """A job whose algorithm carries ``policies.auto_search`` runs as a hyperparameter search."""
     auto = (algorithm.policies or {}).get("auto_search")
     if not auto:
@@ -195,7 +197,23 @@ def _search(settings: Settings, algorithm: AlgorithmIn, flavor: Flavor) -> dict[
         "reward_attrs": reward_attrs,
         "algo_configs": algo_configs,
         "parallelism": max(1, min(flavor.cpu_cores, int(cpus))),
+        "early_stop": _early_stop(annotations),
     }
+
+
+EARLY_STOP_ANNOTATION = "autosearch/early-stopping"
+
+
+def _early_stop(annotations: dict[str, str]) -> str | None:
+    """The automatic early-stopping rule a search asked for in its job's annotations (none by default)."""
+    from openarts.autosearch import space
+
+    rule = annotations.get(EARLY_STOP_ANNOTATION)
+    if rule in (None, "", "none"):
+        return None
+    if rule != "median":
+        raise space.search_params_error(f"annotation {EARLY_STOP_ANNOTATION} takes median or none, not {rule!r}.")
+    return rule
 
 
 def _merge(stored: AlgorithmIn, override: AlgorithmIn) -> AlgorithmIn:
