@@ -18,13 +18,15 @@ Why ``suggest`` is a pure function. The controller may be killed at any moment a
 the same search: rather than keeping each algorithm's in-memory state (and pickling it), ``suggest``
 rebuilds the algorithm from the recorded observations on every call. It is deterministic: the same
 (algorithm with its seed, space, trial index, history) always gives the same configuration, because its
-random generator is seeded from ``(seed, index)`` alone. Rebuilding costs little next to running a trial
-(a few milliseconds for hyperopt; for the Gaussian process, a fit on at most ``num_samples`` points).
+random generator is seeded from ``(seed, index)`` alone. Rebuilding costs little next to running a trial:
+milliseconds for hyperopt (0.15 s with 1000 observations); for the Gaussian process, which refits on
+every call, about 0.05 s at 40 observations, 0.1 s at 100, 0.8 s at 300 and 11 s at 1000 (6-D), the
+cubic cost of any exact GP. A caller with long searches should call it off its event loop.
 
 History. ``history`` is every finished observation of the search, from all its algorithms (when a
 search selects several algorithms they share what they learn), oldest first. Its order matters a
 little (TPE forgets the oldest observations gradually once there are more than 25), so the caller
-must pass the same order every time: the order in which trials finished, e.g. by a sequence number.
+must pass the same order every time, e.g. by trial index.
 Observations that do not fit the space (a parameter missing, unknown or out of range) or whose loss is
 not finite are skipped, so a stale row can never crash a search.
 """
@@ -287,7 +289,14 @@ def _seed(algo: AlgoConfig, index: int) -> int:
 
 
 def _usable(space: SearchSpace, history: Sequence[Observation]) -> list[Observation]:
-    return [obs for obs in history if math.isfinite(obs.loss) and space.contains(obs.config)]
+    usable: list[Observation] = []
+    for obs in history:
+        loss = obs.loss
+        if isinstance(loss, bool) or not isinstance(loss, int | float | np.integer | np.floating):
+            continue
+        if math.isfinite(loss) and isinstance(obs.config, Mapping) and space.contains(obs.config):
+            usable.append(Observation(dict(obs.config), float(loss)))
+    return usable
 
 
 def suggest(algo: AlgoConfig, space: SearchSpace, index: int, history: Sequence[Observation]) -> dict[str, float | str]:

@@ -12,7 +12,7 @@ import math
 import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -345,6 +345,9 @@ def test_unusable_observations_are_skipped(name: str) -> None:
         Observation({"x": "a", "y": 1.0}, 0.0),  # not a number
         Observation({"x": 1.0, "y": 1.0}, math.nan),
         Observation({"x": 1.0, "y": 2.0}, math.inf),
+        Observation({"x": 1.0, "y": 2.0}, cast(Any, None)),  # rows the type hints do not stop
+        Observation({"x": 1.0, "y": 2.0}, cast(Any, "0.5")),
+        Observation(cast(Any, None), 0.0),
     ]
     mixed = [*good[:3], *stale, *good[3:]]
     assert suggest(algo, SQUARE, 6, mixed) == suggest(algo, SQUARE, 6, good)
