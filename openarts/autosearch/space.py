@@ -360,40 +360,62 @@ def parse_reward_attrs(reward_attrs: list[dict[str, Any]]) -> list[RewardAttr]:
     return attrs
 
 
-def reward_from_log(attr: RewardAttr, log_text: str, *, timeout_s: float = REWARD_SCAN_TIMEOUT_S) -> float | None:
-    """The reward in a trial's log: the LAST match of ``attr.regex``, as a float.
+def _matched_values(attr: RewardAttr, log_text: str, timeout_s: float) -> tuple[list[str | None], bool]:
+    """The text of each match of ``attr.regex`` (its first group, or the whole match), oldest first, and
+    whether the scan ran out of time.
 
-    None when nothing matches, when the last match is not a finite number (``acc=nan``), or when the
-    scan runs past ``timeout_s`` (a pathological pattern; the caller reports "no metric matched").
-    Only the last :data:`REWARD_SCAN_CHARS` characters are scanned.
+    Only the last :data:`REWARD_SCAN_CHARS` characters are scanned, and the scan stops at ``timeout_s``:
+    a pathological pattern must not hold the server (``regex`` matches without the GIL and can be
+    interrupted, which ``re`` cannot).
     """
     text = log_text[-REWARD_SCAN_CHARS:]
     pattern = _compile(attr.regex)
     deadline = time.monotonic() + timeout_s
-    last: Any = None
+    found: list[str | None] = []
     pos = 0
     try:
         while pos <= len(text):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return found, True
             match = pattern.search(text, pos, timeout=remaining, concurrent=True)
             if match is None:
                 break
-            last = match
             pos = match.end() if match.end() > match.start() else match.end() + 1
+            value = match.group(1) if pattern.groups else match.group(0)
+            found.append(value if isinstance(value, str) else None)
     except TimeoutError:
-        return None
-    if last is None:
-        return None
-    value = last.group(1) if pattern.groups else last.group(0)
-    if not isinstance(value, str):
+        return found, True
+    return found, False
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
         return None
     try:
         number = float(value.strip())
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def reward_series(attr: RewardAttr, log_text: str, *, timeout_s: float = REWARD_SCAN_TIMEOUT_S) -> list[float]:
+    """Every value of ``attr`` in a trial's log, oldest first: the matches that are finite numbers (what
+    was found before a timeout counts)."""
+    found, _ = _matched_values(attr, log_text, timeout_s)
+    return [number for value in found if (number := _number(value)) is not None]
+
+
+def reward_from_log(attr: RewardAttr, log_text: str, *, timeout_s: float = REWARD_SCAN_TIMEOUT_S) -> float | None:
+    """The reward in a trial's log: the LAST match of ``attr.regex``, as a float.
+
+    None when nothing matches, when the last match is not a finite number (``acc=nan``), or when the
+    scan runs past ``timeout_s`` (a pathological pattern; the caller reports "no metric matched").
+    """
+    found, timed_out = _matched_values(attr, log_text, timeout_s)
+    if timed_out or not found:
+        return None
+    return _number(found[-1])
 
 
 def reward_to_loss(attr: RewardAttr, reward: float) -> float:

@@ -13,7 +13,6 @@ proposes the same configurations, whatever the order in which parallel trials ha
 
 from __future__ import annotations
 
-import re
 import statistics
 import uuid
 from dataclasses import dataclass
@@ -112,15 +111,7 @@ def read_log(path: Any) -> str:
 
 def reports_from_log(search: Search, text: str) -> list[dict[str, float]]:
     """Every value each metric reported, in order: the i-th report holds the i-th value of each."""
-    series = {}
-    for attr in search.rewards:
-        values = []
-        for match in re.finditer(attr.regex, text):
-            try:
-                values.append(float(match.group(1) if match.groups() else match.group(0)))
-            except (TypeError, ValueError):
-                continue
-        series[attr.name] = values
+    series = {attr.name: search_space.reward_series(attr, text) for attr in search.rewards}
     length = max((len(v) for v in series.values()), default=0)
     return [{name: values[i] for name, values in series.items() if i < len(values)} for i in range(length)]
 
