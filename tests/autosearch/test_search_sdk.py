@@ -23,52 +23,16 @@ from huaweicloudsdkmodelarts.v1 import (
 )
 
 from tests.autosearch.search_support import rows, search_job, search_policy, trials
+from tests.autosearch.test_algorithms import SEED_EXAMPLE
 from tests.support.server import LiveServer
 from tests.training.jobs_support import get_bytes, wait_for
 
 Unique = Callable[[str], str]
 
-SEED_ALGORITHMS = {
-    "search_algo_count": 3,
-    "search_algo_list": [
-        {
-            "name": "bayes_opt_search",
-            "params": [
-                {"key": "kind", "value": "ucb", "type": "String"},
-                {"key": "kappa", "value": "2.5", "type": "Float"},
-                {"key": "xi", "value": "0.0", "type": "Float"},
-                {"key": "num_samples", "value": "20", "type": "Integer"},
-                {"key": "seed", "value": "1", "type": "Integer"},
-            ],
-            "description": "Hyperparameter search using Gaussian process.",
-        },
-        {
-            "name": "tpe_search",
-            "params": [
-                {"key": "gamma", "value": "0.25", "type": "Float"},
-                {"key": "n_initial_points", "value": "20", "type": "Integer"},
-                {"key": "num_samples", "value": "20", "type": "Integer"},
-                {"key": "seed", "value": "1", "type": "Integer"},
-            ],
-            "description": "Hyperparameter search using the tree-structured Parzen estimator algorithm.",
-        },
-        {
-            "name": "anneal_search",
-            "params": [
-                {"key": "avg_best_idx", "value": "2.0", "type": "Float"},
-                {"key": "shrink_coef", "value": "0.1", "type": "Float"},
-                {"key": "num_samples", "value": "20", "type": "Integer"},
-                {"key": "seed", "value": "1", "type": "Integer"},
-            ],
-            "description": "Hyperparameter search using simulated annealing algorithm.",
-        },
-    ],
-}
-
 
 def test_search_algorithms_example(admin_client: Any) -> None:
     response = admin_client.show_search_algorithms(ShowSearchAlgorithmsRequest())
-    assert response.to_json_object() == SEED_ALGORITHMS
+    assert response.to_json_object() == SEED_EXAMPLE  # the manual's example, as written
 
 
 def test_yaml_templates(admin_client: Any) -> None:
