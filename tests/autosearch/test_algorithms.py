@@ -436,3 +436,12 @@ def test_every_suggestion_lies_in_the_space(space: SearchSpace, seed: int, obser
         config = suggest(algo, space, observed, history)
         assert space.contains(config), (name, config)
         assert list(config) == list(space.names)
+
+
+def test_gaussian_process_searches_stay_small() -> None:
+    """The GP is refitted for every proposal on the controller's thread: at most 200 trials."""
+    assert parse_algo_configs([{"name": "bayes_opt_search", "params": [{"key": "num_samples", "value": "200"}]}])
+    with pytest.raises(ApiError) as caught:
+        parse_algo_configs([{"name": "bayes_opt_search", "params": [{"key": "num_samples", "value": "201"}]}])
+    assert caught.value.code == "ModelArts.2826"
+    assert parse_algo_configs([{"name": "tpe_search", "params": [{"key": "num_samples", "value": "1000"}]}])
