@@ -65,11 +65,14 @@ class JobController:
     def _loop(self) -> None:
         while not self._stop.is_set():
             service.wake_controller.clear()
+            busy = True
             try:
-                self.reconcile()
+                busy = self.reconcile() > 0
             except Exception:
                 log.exception("training controller pass failed")
-            service.wake_controller.wait(POLL_S)
+            # With nothing to drive, sleep until woken (a create, a stop, a process exit, shutdown):
+            # polling an idle database would only take CPU and the GIL from the API.
+            service.wake_controller.wait(POLL_S if busy else None)
 
     def folder(self, job_id: str) -> JobDir:
         return JobDir(self.services.settings.jobs_dir / job_id)
@@ -79,7 +82,8 @@ class JobController:
 
     # --- one pass ------------------------------------------------------------------------------
 
-    def reconcile(self) -> None:
+    def reconcile(self) -> int:
+        """One pass over every job that needs something; how many did."""
         db = self.services.db
         with db.read() as session:
             rows = session.execute(
@@ -90,6 +94,7 @@ class JobController:
         for job_id, phase, delete_requested in rows:
             self._guard(job_id, self._step, job_id, phase, delete_requested)
         self._admit()
+        return len(rows)
 
     def _guard(self, job_id: str, action: Callable[..., None], *args: object) -> None:
         """Run one job's step; a failure fails that job with the reason, never the whole pass."""
