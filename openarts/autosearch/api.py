@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openarts.autosearch import algorithms, analysis, templates
+from openarts.autosearch import analysis, templates
 from openarts.autosearch.tables import RUNNING, TERMINATED, Trial
 from openarts.autosearch.tuner import Search, read_log, reports_from_log, trial_files
 from openarts.core.auth import authenticate, principal_of
@@ -34,6 +34,8 @@ ENDED = (TERMINATED, "ERROR")
 
 @router.get("/search-algorithms")
 def show_search_algorithms() -> JSONResponse:
+    from openarts.autosearch import algorithms  # the search libraries load on first use
+
     return ok(algorithms.catalogue_wire())
 
 

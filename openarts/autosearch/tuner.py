@@ -16,11 +16,10 @@ from __future__ import annotations
 import statistics
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from openarts.autosearch import algorithms
 from openarts.autosearch import space as search_space
 from openarts.autosearch.tables import ERROR, RUNNING, TERMINATED, Trial
 from openarts.compute.executor import Executor, ProcessHandle
@@ -28,6 +27,9 @@ from openarts.core.clock import to_ms
 from openarts.core.services import Services
 from openarts.training.jobs.service import add_event
 from openarts.training.jobs.workdir import JobDir, launch_spec
+
+if TYPE_CHECKING:  # hyperopt, bayes_opt and scikit-learn load only once a search runs
+    from openarts.autosearch import algorithms
 
 LOG_SCAN_BYTES = 1024 * 1024  # rewards are read from the newest 1 MB of a trial's log
 STOP_GRACE_S = 10.0
@@ -51,6 +53,8 @@ class Search:
 
     @classmethod
     def from_plan(cls, plan: dict[str, Any]) -> Search:
+        from openarts.autosearch import algorithms
+
         search = plan["search"]
         return cls(
             space=search_space.parse_space(search["search_params"]),
@@ -164,6 +168,8 @@ class Tuner:
 
     @staticmethod
     def _history(search: Search, trials: list[Trial]) -> list[algorithms.Observation]:
+        from openarts.autosearch import algorithms
+
         settled = len(trials) - search.parallelism
         history = []
         for trial in trials[: max(0, settled + 1)]:
@@ -181,6 +187,8 @@ class Tuner:
         trials: list[Trial],
         folder: JobDir,
     ) -> Trial:
+        from openarts.autosearch import algorithms
+
         index = len(trials)
         algo_position, algo_index = schedule[index]
         algo = search.algos[algo_position]
