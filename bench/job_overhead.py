@@ -478,12 +478,16 @@ def exit_on_sigterm() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return run(benchmark, parse_args(argv))
+
+
+def run(bench: Callable[[argparse.Namespace, Path, list[Server]], None], args: argparse.Namespace) -> int:
+    """Run ``bench`` in a temporary folder; whatever happens, stop its servers and their leftover jobs."""
     exit_on_sigterm()
     servers: list[Server] = []
     with work_directory() as work_dir:
         try:
-            benchmark(args, work_dir, servers)
+            bench(args, work_dir, servers)
         except (BenchError, SdkException, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             for server in servers:

@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from huaweicloudsdkcore.exceptions.exceptions import SdkException
 from huaweicloudsdkmodelarts.v1 import (
     AlgoConfigs,
     AutoSearch,
@@ -40,17 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from job_overhead import (  # the sibling benchmark's server and job plumbing
     BenchError,
     Server,
-    exit_on_sigterm,
     job_request,
     launch_server,
     machine_line,
-    print_server_log,
+    run,
     run_direct_pool,
     sdk_client,
-    stop_leftover_jobs,
-    stop_server,
     wait_until_healthy,
-    work_directory,
 )
 
 TRIAL_CODE = "import sys; print('loss=' + str(abs(float(sys.argv[1].split('=')[1]))))"
@@ -117,22 +112,7 @@ def benchmark(args: argparse.Namespace, work_dir: Path, servers: list[Server]) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    exit_on_sigterm()
-    servers: list[Server] = []
-    with work_directory() as work_dir:
-        try:
-            benchmark(args, work_dir, servers)
-        except (BenchError, SdkException, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            for server in servers:
-                print_server_log(server)
-            return 1
-        finally:
-            for server in servers:
-                stop_server(server)
-                stop_leftover_jobs(server)
-    return 0
+    return run(benchmark, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from openarts.core.sql import contains
 from openarts.storage.paths import parse_obs_url
 from openarts.training.algorithms import schemas
 from openarts.training.algorithms.tables import Algorithm
+from openarts.training.errors import invalid_param as invalid_param  # re-exported: callers use it from here
+from openarts.training.errors import training_error
 from openarts.workspaces.access import accessible_clause, accessible_params, can_access, require_workspace
 from openarts.workspaces.service import resource_holders
 from openarts.workspaces.tables import Workspace
@@ -43,12 +45,8 @@ CONSTRAINT_DEFAULTS: dict[str, Any] = {
 # --- errors (training v2 errors carry an error_solution) -------------------------------------
 
 
-def _bad(code: str, name: str, message: str, solution: str) -> ApiError:
-    return ApiError(400, f"ModelArts.{code}", f"{name}: {message}", solution=solution)
-
-
 def algorithm_not_found(algorithm_id: str) -> ApiError:
-    return _bad(
+    return training_error(
         "2755",
         "AiAlgorithmNotFound",
         f"algorithm {algorithm_id} does not exist.",
@@ -57,7 +55,7 @@ def algorithm_not_found(algorithm_id: str) -> ApiError:
 
 
 def duplicate_name(name: str, workspace_id: str) -> ApiError:
-    return _bad(
+    return training_error(
         "2751",
         "DuplicateAlgorithmName",
         f"an algorithm named {name} already exists in workspace {workspace_id}.",
@@ -65,28 +63,28 @@ def duplicate_name(name: str, workspace_id: str) -> ApiError:
     )
 
 
-def invalid_param(message: str) -> ApiError:
-    return _bad("2788", "InvalidParam", message, "Check the request parameters.")
-
-
 def _code_dir_error(message: str) -> ApiError:
-    return _bad("2757", "CodeDirError", message, "Check job_config.code_dir.")
+    return training_error("2757", "CodeDirError", message, "Check job_config.code_dir.")
 
 
 def _boot_file_error(message: str) -> ApiError:
-    return _bad("2758", "BootFileDirError", message, "Check job_config.boot_file: it must lie in code_dir.")
+    return training_error("2758", "BootFileDirError", message, "Check job_config.boot_file: it must lie in code_dir.")
 
 
 def _channel_error(message: str) -> ApiError:
-    return _bad("2753", "InputsOutputsMessageError", message, "Check job_config.inputs and job_config.outputs.")
+    return training_error(
+        "2753", "InputsOutputsMessageError", message, "Check job_config.inputs and job_config.outputs."
+    )
 
 
 def _engine_not_found(message: str) -> ApiError:
-    return _bad("2780", "EngineNotFound", message, "List the engines with GET /v2/{project_id}/training-job-engines.")
+    return training_error(
+        "2780", "EngineNotFound", message, "List the engines with GET /v2/{project_id}/training-job-engines."
+    )
 
 
 def _must_have_command(message: str) -> ApiError:
-    return _bad("2806", "MustHaveCmdAndImage", message, "Give job_config.command with engine.image_url.")
+    return training_error("2806", "MustHaveCmdAndImage", message, "Give job_config.command with engine.image_url.")
 
 
 # --- what other families read ------------------------------------------------------------------
@@ -416,7 +414,7 @@ def _searches(searches: str | None) -> list[ColumnElement[bool]]:
         if not separator:
             raise invalid_param(f"searches must be key:value conditions, got {part!r}.")
         if key.strip() != "name":
-            raise _bad("2789", "UnsupportedFilterBy", f"cannot search by {key.strip()}.", "Search by name.")
+            raise training_error("2789", "UnsupportedFilterBy", f"cannot search by {key.strip()}.", "Search by name.")
         conditions.append(contains(Algorithm.name, value))
     return conditions
 
@@ -440,7 +438,7 @@ def list_algorithms(session: Session, principal: Principal, query: schemas.ListQ
     documents them), ``items`` the page."""
     column = SORT_COLUMNS.get(query.sort_by)
     if column is None:
-        raise _bad(
+        raise training_error(
             "2790", "UnsupportedSortBy", f"cannot sort by {query.sort_by}.", "Sort by create_time, update_time or name."
         )
     if query.group_by:

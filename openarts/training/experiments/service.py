@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from openarts.core import ids
 from openarts.core.errors import ApiError
 from openarts.core.identity.service import Principal
+from openarts.training.errors import invalid_param as invalid_param  # re-exported: callers use it from here
+from openarts.training.errors import training_error
 from openarts.training.experiments import schemas
 from openarts.training.experiments.tables import Experiment
 from openarts.workspaces.access import accessible_clause, accessible_params, require_workspace
@@ -34,17 +36,9 @@ job_counters: list[JobCounter] = []
 # --- errors (training v2 errors carry an error_solution) -------------------------------------
 
 
-def _bad(code: str, name: str, message: str, solution: str) -> ApiError:
-    return ApiError(400, f"ModelArts.{code}", f"{name}: {message}", solution=solution)
-
-
-def invalid_param(message: str) -> ApiError:
-    return _bad("2788", "InvalidParam", message, "Check the request parameters.")
-
-
 def experiment_not_found(reference: str) -> ApiError:
     """ModelArts documents no code for this; InvalidParam with a message that says what is missing."""
-    return _bad(
+    return training_error(
         "2788",
         "InvalidParam",
         f"training experiment {reference} does not exist.",
@@ -53,7 +47,7 @@ def experiment_not_found(reference: str) -> ApiError:
 
 
 def duplicate_name(name: str, workspace_id: str) -> ApiError:
-    return _bad(
+    return training_error(
         "2751",
         "DuplicateTrainingExperimentName",
         f"a training experiment named {name} already exists in workspace {workspace_id}.",
@@ -234,7 +228,7 @@ def _scope(session: Session, principal: Principal, workspace_id: str | None) -> 
 def list_experiments(session: Session, principal: Principal, query: schemas.ListQuery) -> dict[str, Any]:
     column = SORT_COLUMNS.get(query.sort_by)
     if column is None:
-        raise _bad(
+        raise training_error(
             "2790", "UnsupportedSortBy", f"cannot sort by {query.sort_by}.", "Sort by create_time, update_time or name."
         )
     scope = _scope(session, principal, query.workspace_id)

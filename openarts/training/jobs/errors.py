@@ -3,64 +3,68 @@
 from __future__ import annotations
 
 from openarts.core.errors import ApiError
-
-
-def _bad(code: str, name: str, message: str, solution: str) -> ApiError:
-    return ApiError(400, f"ModelArts.{code}", f"{name}: {message}", solution=solution)
-
-
-def invalid_param(message: str) -> ApiError:
-    return _bad("2788", "InvalidParam", message, "Check the request parameters.")
+from openarts.training.errors import invalid_param as invalid_param  # re-exported for callers
+from openarts.training.errors import training_error
 
 
 def duplicate_name(name: str) -> ApiError:
-    return _bad("2751", "DuplicateTrainingJobName", f"a training job named {name} already exists.", "Use another name.")
+    return training_error(
+        "2751", "DuplicateTrainingJobName", f"a training job named {name} already exists.", "Use another name."
+    )
 
 
 def job_not_found(job_id: str) -> ApiError:
-    return _bad("2775", "TrainingJobNotFound", f"training job {job_id} does not exist.", "Check the job id.")
+    return training_error("2775", "TrainingJobNotFound", f"training job {job_id} does not exist.", "Check the job id.")
 
 
 def inputs_outputs(message: str) -> ApiError:
-    return _bad("2753", "InputsOutputsMessageError", message, "Check the inputs and outputs of the job.")
+    return training_error("2753", "InputsOutputsMessageError", message, "Check the inputs and outputs of the job.")
 
 
 def code_dir(message: str) -> ApiError:
-    return _bad("2757", "CodeDirError", message, "Check algorithm.code_dir.")
+    return training_error("2757", "CodeDirError", message, "Check algorithm.code_dir.")
 
 
 def boot_file(message: str) -> ApiError:
-    return _bad("2758", "BootFileDirError", message, "Check algorithm.boot_file: it must lie in code_dir.")
+    return training_error("2758", "BootFileDirError", message, "Check algorithm.boot_file: it must lie in code_dir.")
 
 
 def engine_not_found(message: str) -> ApiError:
-    return _bad("2780", "EngineNotFound", message, "List the engines with GET /v2/{project_id}/training-job-engines.")
+    return training_error(
+        "2780", "EngineNotFound", message, "List the engines with GET /v2/{project_id}/training-job-engines."
+    )
 
 
 def flavor_not_found(flavor_id: str) -> ApiError:
-    return _bad(
+    return training_error(
         "2781", "FlavorNotFound", f"flavor {flavor_id} does not exist.", "List the flavors with training-job-flavors."
     )
 
 
 def unsupported_flavor(message: str) -> ApiError:
-    return _bad("2840", "UnsupportedFlavor", message, "Choose a flavor that fits this machine.")
+    return training_error("2840", "UnsupportedFlavor", message, "Choose a flavor that fits this machine.")
 
 
 def unsupported_filter(key: str) -> ApiError:
-    return _bad("2789", "UnsupportedFilterBy", f"cannot filter by {key}.", "Filter by name, phase, create_time, ...")
+    return training_error(
+        "2789", "UnsupportedFilterBy", f"cannot filter by {key}.", "Filter by name, phase, create_time, ..."
+    )
 
 
 def unsupported_operator(key: str, operator: str) -> ApiError:
-    return _bad("2808", "UnsupportedConditionOperator", f"{key} does not support {operator}.", "Check the operator.")
+    return training_error(
+        "2808", "UnsupportedConditionOperator", f"{key} does not support {operator}.", "Check the operator."
+    )
 
 
 def unsupported_sort(key: str) -> ApiError:
-    return _bad("2790", "UnsupportedSortBy", f"cannot sort by {key}.", "Sort by create_time, name or duration.")
+    return training_error(
+        "2790", "UnsupportedSortBy", f"cannot sort by {key}.", "Sort by create_time, name or duration."
+    )
 
 
 def unsupported_action(action: str) -> ApiError:
-    return _bad("2812", "UnsupportedActionType", f"action {action} is not supported.", 'Use "terminate".')
+    return training_error("2812", "UnsupportedActionType", f"action {action} is not supported.", 'Use "terminate".')
 
 
 def not_allowed_to_terminate(phase: str) -> ApiError:
