@@ -87,6 +87,11 @@ class Settings:
         return self.data_dir / "jobs"
 
     @property
+    def notebooks_dir(self) -> Path:
+        """Each notebook instance's folder: its work directory (the EVS volume), Jupyter's state, its log."""
+        return self.data_dir / "notebooks"
+
+    @property
     def admin_credentials_file(self) -> Path:
         return self.data_dir / "admin-credentials.json"
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openarts.autosearch.tuner import Tuner
+from openarts.compute import claims
 from openarts.compute.capacity import Demand, admit, machine_capacity
 from openarts.compute.executor import Executor, ProcessHandle
 from openarts.core.clock import to_ms
@@ -128,9 +129,10 @@ class JobController:
                 .where(TrainingJob.phase.in_(("Pending", "Running", "Terminating")))
                 .order_by(TrainingJob.queue_seq)
             ).all()
+            others = claims.held(session, besides="training")  # notebooks, services on the same pool
         demands = [(r.phase, Demand(r.id, r.cpus, r.memory_gb, len(r.launch.get("gpus") or []))) for r in rows]
         queue = [demand for phase, demand in demands if phase == "Pending"]
-        running = [demand for phase, demand in demands if phase != "Pending"]
+        running = [demand for phase, demand in demands if phase != "Pending"] + others
         for job_id in admit(queue, running, self.capacity):
             self._guard(job_id, self._launch, job_id)
 

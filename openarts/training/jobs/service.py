@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, asc, desc, func, select
 from sqlalchemy.orm import Session
 
+from openarts.compute import claims
+from openarts.compute.capacity import Demand
 from openarts.compute.flavors import find_flavor
 from openarts.config import Settings
 from openarts.core import ids
@@ -75,6 +77,19 @@ def _jobs_in_experiment(session: Session, experiment_id: str) -> int:
 
 
 experiments_service.job_counters.append(_jobs_in_experiment)
+
+
+def _held_capacity(session: Session) -> list[Demand]:
+    """What running training jobs hold of the shared capacity pool (see ``compute/claims.py``)."""
+    rows = session.execute(
+        select(TrainingJob.id, TrainingJob.cpus, TrainingJob.memory_gb, TrainingJob.launch).where(
+            TrainingJob.phase.in_(("Running", "Terminating"))
+        )
+    ).all()
+    return [Demand(r.id, r.cpus, r.memory_gb, len(r.launch.get("gpus") or [])) for r in rows]
+
+
+claims.register_holder("training", _held_capacity)
 
 
 def add_event(session: Session, job_id: str, now_ms: int, message: str, level: str = "Info") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -11,28 +10,15 @@ from sqlalchemy.orm import Session
 
 from openarts.core.identity.service import Principal
 from openarts.core.sql import contains
+from openarts.core.tags import MAX_TAGS, TagsIn, key_problem, wanted_tags
 from openarts.training.jobs import errors, service
 from openarts.training.jobs.tables import JobTag, TrainingJob
 from openarts.workspaces.access import accessible_clause, accessible_params, require_workspace
 from openarts.workspaces.tables import Workspace
 
-MAX_TAGS = 20
-# fullmatch, not match with ``$``: ``$`` also matches before a trailing newline.
-_KEY = re.compile(r"[\w .:=+\-@]{1,128}")
-_VALUE = re.compile(r"[\w .:=+\-@/]{0,255}")
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class TagIn(_Model):
-    key: StrictStr
-    value: StrictStr | None = None
-
-
-class TagsIn(_Model):
-    tags: Annotated[list[TagIn], Field(min_length=1, max_length=MAX_TAGS)]
 
 
 class MultiValueTag(_Model):
@@ -53,15 +39,9 @@ class ResourceFilter(_Model):
 
 
 def _check_key(key: str) -> None:
-    if key != key.strip() or not _KEY.fullmatch(key) or key.startswith("_sys_"):
-        raise errors.invalid_param(
-            f"tag key {key!r}: 1-128 letters, digits, spaces or _ . : = + - @, no outer spaces, not _sys_*."
-        )
-
-
-def _check_value(value: str) -> None:
-    if not _VALUE.fullmatch(value):
-        raise errors.invalid_param(f"tag value {value!r}: up to 255 letters, digits, spaces or _ . : = + - @ /.")
+    problem = key_problem(key)
+    if problem:
+        raise errors.invalid_param(problem)
 
 
 def job_tags(session: Session, job_id: str) -> list[dict[str, str]]:
@@ -72,11 +52,7 @@ def job_tags(session: Session, job_id: str) -> list[dict[str, str]]:
 def add_tags(session: Session, principal: Principal, job_id: str, body: TagsIn) -> None:
     """An existing key gets the new value; all or nothing, at most 20 tags per job."""
     job = service.get_job(session, principal, job_id, lock=True)
-    wanted: dict[str, str] = {}
-    for tag in body.tags:
-        _check_key(tag.key)
-        _check_value(tag.value or "")
-        wanted[tag.key] = tag.value or ""
+    wanted = wanted_tags(body, errors.invalid_param)
     current = {tag.key: tag for tag in session.scalars(select(JobTag).where(JobTag.job_id == job.id))}
     if len(set(current) | set(wanted)) > MAX_TAGS:
         raise errors.invalid_param(f"a job has at most {MAX_TAGS} tags.")

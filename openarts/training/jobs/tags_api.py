@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from openarts.core.auth import authenticate, principal_of
 from openarts.core.http import ok, parse_query, route_class
 from openarts.core.services import services_of
+from openarts.core.tags import TagsIn
 from openarts.training.jobs import service, tags
 
 router = APIRouter(
@@ -56,7 +57,7 @@ def show_train_job_tags(request: Request, training_job_id: str) -> JSONResponse:
 
 @router.post("/modelarts-training-job/{training_job_id}/tags/create", status_code=204)
 @router.post("/trainJob/{training_job_id}/tags/create", status_code=204, include_in_schema=False)
-def create_train_job_tags(request: Request, training_job_id: str, body: tags.TagsIn) -> Response:
+def create_train_job_tags(request: Request, training_job_id: str, body: TagsIn) -> Response:
     with services_of(request).db.write() as session:
         tags.add_tags(session, principal_of(request), training_job_id, body)
     return Response(status_code=204)
@@ -64,7 +65,7 @@ def create_train_job_tags(request: Request, training_job_id: str, body: tags.Tag
 
 @router.delete("/modelarts-training-job/{training_job_id}/tags/delete", status_code=204)
 @router.delete("/modelarts-trainJob/{training_job_id}/tags/delete", status_code=204, include_in_schema=False)
-def delete_train_job_tags(request: Request, training_job_id: str, body: tags.TagsIn) -> Response:
+def delete_train_job_tags(request: Request, training_job_id: str, body: TagsIn) -> Response:
     with services_of(request).db.write() as session:
         tags.remove_tags(session, principal_of(request), training_job_id, body)
     return Response(status_code=204)
