@@ -13,6 +13,10 @@ from fastapi import APIRouter
 from openarts.autosearch.api import router as autosearch_router
 from openarts.core.controllers import ControllerFactory
 from openarts.core.iam import router as iam_router
+from openarts.notebooks.api import authoring_router
+from openarts.notebooks.api import router as notebooks_router
+from openarts.notebooks.controller import make_controller as notebook_controller
+from openarts.notebooks.images.api import router as images_router
 from openarts.training.algorithms.api import router as algorithms_router
 from openarts.training.experiments.api import router as experiments_router
 from openarts.training.jobs.api import router as jobs_router
@@ -30,7 +34,10 @@ ROUTERS: list[APIRouter] = [
     job_tags_router,
     training_quotas_router,
     autosearch_router,
+    images_router,
+    notebooks_router,
+    authoring_router,  # each instance's JupyterLab, authenticated by the instance's token
 ]
 
 # Started with the server, stopped with it (see app.py).
-CONTROLLERS: list[ControllerFactory] = [training_controller]
+CONTROLLERS: list[ControllerFactory] = [training_controller, notebook_controller]

@@ -3,6 +3,8 @@
 from openarts.autosearch import tables as autosearch_tables
 from openarts.core.db import Base
 from openarts.core.identity import tables as identity_tables
+from openarts.notebooks import tables as notebook_tables
+from openarts.notebooks.images import tables as notebook_image_tables
 from openarts.training import quotas as training_quotas
 from openarts.training.algorithms import tables as algorithm_tables
 from openarts.training.experiments import tables as experiment_tables
@@ -18,6 +20,8 @@ __all__ = [
     "identity_tables",
     "job_tables",
     "metadata",
+    "notebook_image_tables",
+    "notebook_tables",
     "training_quotas",
     "workspace_tables",
 ]

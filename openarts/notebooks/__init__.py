@@ -1,0 +1,1 @@
+"""Notebooks: JupyterLab instances with leases, images, flavors, storage and tags (ModelArts DevEnviron)."""
