@@ -14,7 +14,7 @@ from openarts.core.clock import Clock, SystemClock
 from openarts.core.db import Database
 from openarts.core.http import RequestContextMiddleware, install_error_handlers
 from openarts.core.services import Services
-from openarts.families import CONTROLLERS, ROUTERS
+from openarts.families import CONTROLLERS, ROUTERS, UNCAPPED_BODY_PREFIXES
 
 
 def create_app(settings: Settings, *, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
@@ -43,7 +43,9 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock |
     )
     app.state.services = services
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, uncapped_prefixes=UNCAPPED_BODY_PREFIXES
+    )
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:

@@ -39,5 +39,8 @@ ROUTERS: list[APIRouter] = [
     authoring_router,  # each instance's JupyterLab, authenticated by the instance's token
 ]
 
+# Routes that stream bodies to a server with limits of its own (JupyterLab takes large uploads).
+UNCAPPED_BODY_PREFIXES = ("/authoring/",)
+
 # Started with the server, stopped with it (see app.py).
 CONTROLLERS: list[ControllerFactory] = [training_controller, notebook_controller]

@@ -113,7 +113,7 @@ class Database:
                 # Serialise concurrent migrators (the server and the CLI may start together).
                 conn.execute(text("SELECT pg_advisory_xact_lock(7340561)"))
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")  # every branch, should two families add one at once
 
     def dispose(self) -> None:
         self._hot.close()

@@ -32,9 +32,12 @@ class RequestContextMiddleware:
     goes to the log only.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, uncapped_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths whose bodies stream through to a server that enforces its own limit (a notebook's
+        # JupyterLab takes uploads of tens of MB in one request): the API's cap is not theirs.
+        self.uncapped_prefixes = uncapped_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,8 +56,9 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        capped = not scope["path"].startswith(self.uncapped_prefixes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if capped and declared is not None and declared > self.max_body_bytes:
             await _send_error(send_with_id, errors.body_too_large(self.max_body_bytes), request_id)
             return
 
@@ -73,7 +77,7 @@ class RequestContextMiddleware:
             return message
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, limited_receive if capped else receive, send_with_id)
         except Exception:
             log.exception("unhandled error in %s %s (request %s)", scope.get("method"), scope.get("path"), request_id)
             if not started:

@@ -228,7 +228,7 @@ class NotebookController:
         )
         spec = LaunchSpec(
             argv=argv,
-            cwd=folder.work,
+            cwd=folder.state,  # the executor makes tmp/ in it; JupyterLab moves itself into the work folder
             env=env,
             log_path=folder.log,
             exit_path=folder.exit_file,

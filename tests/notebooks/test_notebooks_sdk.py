@@ -42,6 +42,7 @@ from huaweicloudsdkmodelarts.v1 import (
 
 from tests.notebooks.notebook_support import (
     SEED_IMAGE_ID,
+    api_url,
     create,
     image_ids,
     instance_processes,
@@ -86,6 +87,14 @@ def test_the_seed_example_lives_a_whole_life(
     page = httpx.get(running.url, params={"token": running.token}, timeout=30, follow_redirects=True)
     assert page.status_code == 200 and "JupyterLab" in page.text
     assert "42" in run_code(running.url, running.token, "open('kept.txt', 'w').write('still here'); print(6 * 7)")
+    # An upload larger than the API's 4 MB body cap goes through: JupyterLab has limits of its own.
+    upload = httpx.put(
+        api_url(running.url) + "api/contents/big.txt",
+        headers={"Authorization": f"token {running.token}"},
+        json={"type": "file", "format": "text", "content": "x" * (5 * 1024 * 1024)},
+        timeout=60,
+    )
+    assert upload.status_code in (200, 201), upload.text
 
     # Wrong states while it runs.
     assert _error(lambda: nb_client.start_notebook(StartNotebookRequest(id=notebook_id))).error_code == "ModelArts.6305"
