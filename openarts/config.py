@@ -6,6 +6,7 @@ and the database without any other coordination.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,20 @@ def _float(env: dict[str, str], name: str) -> float | None:
     return value
 
 
+def _json_object(env: dict[str, str], name: str) -> str | None:
+    """A setting holding a JSON object of strings, checked at start-up so a typo fails loudly then."""
+    raw = env.get(name) or None
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a JSON object, got {raw!r}") from exc
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError(f"{name} must be a JSON object of strings, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -53,6 +68,8 @@ class Settings:
     strict_flavors: bool = False
     # More local engines: a JSON object {"engine name": "/path/to/python"} (see openarts.compute.engines).
     extra_engines: str | None = None
+    # Workflow subscriptions: a JSON object {"topic urn": "webhook url"}; also the allow-list of targets.
+    workflow_webhooks: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -74,6 +91,7 @@ class Settings:
             compute_memory_gb=_float(env, "OPENARTS_COMPUTE_MEMORY_GB"),
             strict_flavors=env.get("OPENARTS_STRICT_FLAVORS", "").lower() in ("1", "true", "yes"),
             extra_engines=env.get("OPENARTS_ENGINES") or None,
+            workflow_webhooks=_json_object(env, "OPENARTS_WORKFLOW_WEBHOOKS"),
         )
 
     @property

@@ -23,6 +23,10 @@ from openarts.training.jobs.api import router as jobs_router
 from openarts.training.jobs.controller import make_controller as training_controller
 from openarts.training.jobs.tags_api import router as job_tags_router
 from openarts.training.quotas import router as training_quotas_router
+from openarts.workflows.api import router as workflows_router
+from openarts.workflows.controller import make_controller as workflow_controller
+from openarts.workflows.triggers.api import router as workflow_triggers_router
+from openarts.workflows.triggers.controller import make_controller as workflow_trigger_controller
 from openarts.workspaces.api import router as workspaces_router
 
 ROUTERS: list[APIRouter] = [
@@ -36,6 +40,8 @@ ROUTERS: list[APIRouter] = [
     autosearch_router,
     images_router,
     notebooks_router,
+    workflows_router,
+    workflow_triggers_router,
     authoring_router,  # each instance's JupyterLab, authenticated by the instance's token
 ]
 
@@ -43,4 +49,9 @@ ROUTERS: list[APIRouter] = [
 UNCAPPED_BODY_PREFIXES = ("/authoring/",)
 
 # Started with the server, stopped with it (see app.py).
-CONTROLLERS: list[ControllerFactory] = [training_controller, notebook_controller]
+CONTROLLERS: list[ControllerFactory] = [
+    training_controller,
+    notebook_controller,
+    workflow_controller,
+    workflow_trigger_controller,
+]

@@ -9,6 +9,8 @@ from openarts.training import quotas as training_quotas
 from openarts.training.algorithms import tables as algorithm_tables
 from openarts.training.experiments import tables as experiment_tables
 from openarts.training.jobs import tables as job_tables
+from openarts.workflows import tables as workflow_tables
+from openarts.workflows.triggers import tables as workflow_trigger_tables
 from openarts.workspaces import tables as workspace_tables
 
 metadata = Base.metadata
@@ -23,5 +25,7 @@ __all__ = [
     "notebook_image_tables",
     "notebook_tables",
     "training_quotas",
+    "workflow_tables",
+    "workflow_trigger_tables",
     "workspace_tables",
 ]

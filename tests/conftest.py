@@ -20,6 +20,8 @@ from tests.support.databases import BACKENDS, fresh_database
 from tests.support.server import LiveServer
 from tests.support.signing import sign
 
+TEST_TOPIC = "urn:smn:local:0:workflow-events"
+
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
@@ -33,7 +35,13 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     folder = tmp_path_factory.mktemp(f"server-{backend}")
     with fresh_database(backend, folder) as url:
         # Two CPUs for jobs whatever the machine: a 2u job at a time, so queueing is deterministic.
-        env = {"OPENARTS_MAX_WORKSPACES": "1000", "OPENARTS_COMPUTE_CPUS": "2", "OPENARTS_COMPUTE_MEMORY_GB": "32"}
+        env = {
+            "OPENARTS_MAX_WORKSPACES": "1000",
+            "OPENARTS_COMPUTE_CPUS": "2",
+            "OPENARTS_COMPUTE_MEMORY_GB": "32",
+            # A topic for workflow subscriptions; nothing listens there (deliveries are recorded as failed).
+            "OPENARTS_WORKFLOW_WEBHOOKS": json.dumps({TEST_TOPIC: "http://127.0.0.1:9/workflow-events"}),
+        }
         live = LiveServer(folder / "data", url, env=env)
         live.start()
         try:
