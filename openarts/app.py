@@ -13,8 +13,9 @@ from openarts.config import Settings
 from openarts.core.clock import Clock, SystemClock
 from openarts.core.db import Database
 from openarts.core.http import RequestContextMiddleware, install_error_handlers
+from openarts.core.leadership import Leadership
 from openarts.core.services import Services
-from openarts.families import CONTROLLERS, ROUTERS, UNCAPPED_BODY_PREFIXES
+from openarts.families import CONTROLLERS, EVERY_SERVER, ROUTERS, UNCAPPED_BODY_PREFIXES
 
 
 def create_app(settings: Settings, *, db: Database | None = None, clock: Clock | None = None) -> FastAPI:
@@ -23,15 +24,19 @@ def create_app(settings: Settings, *, db: Database | None = None, clock: Clock |
 
     @asynccontextmanager
     async def run_controllers(_app: FastAPI) -> AsyncIterator[None]:
-        """Each family's controller runs while the server serves (re-adopting its work on start)."""
-        controllers = [make(services) for make in CONTROLLERS]
-        for controller in controllers:
-            controller.start()
+        """Each family's controller runs while the server serves and holds its lease (re-adopting its work
+        on start); several servers on one database share them out (see core/leadership.py)."""
+        local = [make(services) for make in EVERY_SERVER]
+        for task in local:
+            task.start()
+        leadership = Leadership(services, CONTROLLERS)
+        leadership.start()
         try:
             yield
         finally:
-            for controller in reversed(controllers):
-                controller.stop()
+            leadership.stop()
+            for task in reversed(local):
+                task.stop()
 
     app = FastAPI(
         title="OpenArts",

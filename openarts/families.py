@@ -13,10 +13,16 @@ from fastapi import APIRouter
 from openarts.autosearch.api import router as autosearch_router
 from openarts.core.controllers import ControllerFactory
 from openarts.core.iam import router as iam_router
+from openarts.models.api import router as models_router
+from openarts.models.controller import make_controller as model_controller
 from openarts.notebooks.api import authoring_router
 from openarts.notebooks.api import router as notebooks_router
 from openarts.notebooks.controller import make_controller as notebook_controller
 from openarts.notebooks.images.api import router as images_router
+from openarts.services.api import router as services_router
+from openarts.services.controller import make_controller as service_controller
+from openarts.services.controller import make_route_follower
+from openarts.services.gateway import router as inference_router
 from openarts.training.algorithms.api import router as algorithms_router
 from openarts.training.experiments.api import router as experiments_router
 from openarts.training.jobs.api import router as jobs_router
@@ -42,6 +48,9 @@ ROUTERS: list[APIRouter] = [
     notebooks_router,
     workflows_router,
     workflow_triggers_router,
+    models_router,
+    services_router,
+    inference_router,  # POST {access_address}: calls to running services' model processes
     authoring_router,  # each instance's JupyterLab, authenticated by the instance's token
 ]
 
@@ -49,9 +58,15 @@ ROUTERS: list[APIRouter] = [
 UNCAPPED_BODY_PREFIXES = ("/authoring/",)
 
 # Started with the server, stopped with it (see app.py).
-CONTROLLERS: list[ControllerFactory] = [
-    training_controller,
-    notebook_controller,
-    workflow_controller,
-    workflow_trigger_controller,
+# Each runs in exactly one server at a time, under a lease of that name (see core/leadership.py).
+CONTROLLERS: list[tuple[str, ControllerFactory]] = [
+    ("training", training_controller),
+    ("notebooks", notebook_controller),
+    ("workflows", workflow_controller),
+    ("workflow-triggers", workflow_trigger_controller),
+    ("models", model_controller),
+    ("services", service_controller),
 ]
+
+# Run in every server, lease or not: what each server needs to answer requests itself.
+EVERY_SERVER: list[ControllerFactory] = [make_route_follower]

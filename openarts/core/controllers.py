@@ -15,5 +15,8 @@ class Controller(Protocol):
     def stop(self) -> None:
         """Stop converging; the work itself (processes, servers) goes on."""
 
+    def wake(self) -> None:
+        """Look at the rows now: something may have changed (another server took a request)."""
+
 
 ControllerFactory = Callable[[Services], Controller]

@@ -65,6 +65,9 @@ class NotebookController:
         self._thread = threading.Thread(target=self._loop, name="notebook-controller", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        service.wake_controller.set()
+
     def stop(self) -> None:
         self._stop.set()
         service.wake_controller.set()

@@ -38,6 +38,9 @@ class WorkflowController:
         self._thread = threading.Thread(target=self._loop, name="workflow-controller", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        wake.set()
+
     def stop(self) -> None:
         self._stop.set()
         wake.set()

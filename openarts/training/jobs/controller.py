@@ -57,6 +57,9 @@ class JobController:
         self._thread = threading.Thread(target=self._loop, name="training-controller", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        service.wake_controller.set()
+
     def stop(self) -> None:
         self._stop.set()
         service.wake_controller.set()

@@ -39,6 +39,9 @@ class TriggerController:
         self._thread = threading.Thread(target=self._loop, name="workflow-triggers", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        wake_triggers.set()
+
     def stop(self) -> None:
         self._stop.set()
         wake_triggers.set()

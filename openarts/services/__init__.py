@@ -1,0 +1,1 @@
+"""Real-time services: ``/v1/{project_id}/services`` and inference calls (reference sections 4 and 5)."""

@@ -1,0 +1,117 @@
+"""Where inference calls go, kept in memory for the gateway's hot path, and the calls counted.
+
+The controller rebuilds the table from the rows after every pass (so it follows every start, stop,
+crash and restart within a pass) and the gateway reads it without touching the database. The table is
+derived state: a restart rebuilds it from the rows before the first call is served.
+
+Counting: each call adds to an in-memory tally; the controller folds the tallies into the rows on its
+next pass (about once a second), and show/list/monitor add what is not folded in yet. A crash of the
+server loses at most the last second's counts, a documented difference (docs/models-services.md).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Backend:
+    """One model of a service: its traffic share and the ports of its ready instances."""
+
+    model_id: str
+    weight: int
+    ports: list[int]
+    next_instance: int = 0  # round-robin position
+    current: int = 0  # smooth weighted round-robin state
+
+
+@dataclass
+class Route:
+    service_id: str
+    project_id: str
+    workspace_id: str
+    backends: list[Backend] = field(default_factory=list)
+
+
+class RoutingTable:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._routes: dict[str, Route] = {}
+        self._tallies: dict[str, dict[str, list[int]]] = {}  # service -> model -> [calls, failures]
+
+    def replace(self, routes: list[Route]) -> None:
+        """The controller's view after a pass; the round-robin positions of unchanged backends are kept."""
+        with self._lock:
+            for route in routes:
+                old = self._routes.get(route.service_id)
+                if old is None:
+                    continue
+                previous = {b.model_id: b for b in old.backends}
+                for backend in route.backends:
+                    if (kept := previous.get(backend.model_id)) is not None:
+                        backend.next_instance, backend.current = kept.next_instance, kept.current
+            self._routes = {route.service_id: route for route in routes}
+
+    def forget(self, service_id: str) -> None:
+        """Stop routing to a service at once (stop or delete requested), before the controller's pass."""
+        with self._lock:
+            self._routes.pop(service_id, None)
+
+    def get(self, service_id: str) -> Route | None:
+        with self._lock:
+            return self._routes.get(service_id)
+
+    def pick(self, service_id: str, avoid: int | None = None) -> tuple[str, int] | None:
+        """(model_id, port) for the next call: models by weight (smooth weighted round robin, so the
+        split is exact over every 100 calls), a model's instances in turn. None if nothing is ready."""
+        with self._lock:
+            route = self._routes.get(service_id)
+            if route is None:
+                return None
+            live = [b for b in route.backends if b.ports and b.weight > 0]
+            if not live:
+                live = [b for b in route.backends if b.ports]  # weights of 0 everywhere: any ready model
+                if not live:
+                    return None
+            total = sum(max(b.weight, 1) for b in live)
+            for backend in live:
+                backend.current += max(backend.weight, 1)
+            chosen = max(live, key=lambda b: b.current)
+            chosen.current -= total
+            ports = chosen.ports
+            port = ports[chosen.next_instance % len(ports)]
+            chosen.next_instance += 1
+            if port == avoid and len(ports) > 1:
+                port = ports[chosen.next_instance % len(ports)]
+                chosen.next_instance += 1
+            return chosen.model_id, port
+
+    def count(self, service_id: str, model_id: str, failed: bool) -> None:
+        with self._lock:
+            tally = self._tallies.setdefault(service_id, {}).setdefault(model_id, [0, 0])
+            tally[0] += 1
+            if failed:
+                tally[1] += 1
+
+    def pending(self, service_id: str) -> dict[str, list[int]]:
+        """Counts not yet folded into the service's row: model -> [calls, failures]."""
+        with self._lock:
+            return {model: list(tally) for model, tally in self._tallies.get(service_id, {}).items()}
+
+    def drain(self) -> dict[str, dict[str, list[int]]]:
+        with self._lock:
+            tallies, self._tallies = self._tallies, {}
+            return tallies
+
+    def restore(self, tallies: dict[str, dict[str, list[int]]]) -> None:
+        """Put back tallies the controller could not write (the database was busy): none is lost."""
+        with self._lock:
+            for service_id, models in tallies.items():
+                for model_id, (calls, failures) in models.items():
+                    tally = self._tallies.setdefault(service_id, {}).setdefault(model_id, [0, 0])
+                    tally[0] += calls
+                    tally[1] += failures
+
+
+TABLE = RoutingTable()
