@@ -35,7 +35,11 @@ from openarts.workflows.triggers.api import router as workflow_triggers_router
 from openarts.workflows.triggers.controller import make_controller as workflow_trigger_controller
 from openarts.workspaces.api import router as workspaces_router
 
+# Matched in this order, so the hot paths come first: inference calls and notebook traffic are many
+# small requests, and each router passed over costs time on every one of them.
 ROUTERS: list[APIRouter] = [
+    inference_router,  # POST {access_address}: calls to running services' model processes
+    authoring_router,  # each instance's JupyterLab, authenticated by the instance's token
     iam_router,
     workspaces_router,
     algorithms_router,
@@ -50,8 +54,6 @@ ROUTERS: list[APIRouter] = [
     workflow_triggers_router,
     models_router,
     services_router,
-    inference_router,  # POST {access_address}: calls to running services' model processes
-    authoring_router,  # each instance's JupyterLab, authenticated by the instance's token
 ]
 
 # Routes that stream bodies to a server with limits of its own (JupyterLab takes large uploads).
