@@ -26,8 +26,8 @@ run: install
 	$(BIN)/openarts serve --host $(HOST) --port $(PORT)
 
 lint: test-deps
-	$(BIN)/ruff check openarts tests bench tools
-	$(BIN)/ruff format --check openarts tests bench tools
+	$(BIN)/ruff check openarts tests bench tools examples
+	$(BIN)/ruff format --check openarts tests bench tools examples
 
 typecheck: test-deps
 	$(BIN)/mypy

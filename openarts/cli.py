@@ -6,6 +6,7 @@ works on the same data while the server runs.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -46,6 +47,9 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings.from_env()
+    if settings.public_url is None:
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - naming, not binding
+        settings = dataclasses.replace(settings, public_url=f"http://{reachable}:{port}")
     db = prepare(settings)
     created = ensure_admin(settings, db)
     url = f"http://{host}:{port}"

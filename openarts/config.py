@@ -70,6 +70,9 @@ class Settings:
     extra_engines: str | None = None
     # Workflow subscriptions: a JSON object {"topic urn": "webhook url"}; also the allow-list of targets.
     workflow_webhooks: str | None = None
+    # Where this server is reached (service access addresses handed to workflow steps); `openarts serve`
+    # fills it from --host/--port when unset.
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -92,6 +95,7 @@ class Settings:
             strict_flavors=env.get("OPENARTS_STRICT_FLAVORS", "").lower() in ("1", "true", "yes"),
             extra_engines=env.get("OPENARTS_ENGINES") or None,
             workflow_webhooks=_json_object(env, "OPENARTS_WORKFLOW_WEBHOOKS"),
+            public_url=(env.get("OPENARTS_PUBLIC_URL") or "").rstrip("/") or None,
         )
 
     @property

@@ -1,5 +1,5 @@
-"""The registry of step types: type name -> runner. ``job`` and ``condition`` come with the engine;
-other families add theirs with :func:`register` (model and service steps arrive with models/services).
+"""The registry of step types: type name -> runner. ``job``, ``condition``, ``model`` and ``service``
+come with the engine; other families add theirs with :func:`register`.
 A type not registered here is refused when a workflow is created or updated."""
 
 from __future__ import annotations
@@ -17,6 +17,17 @@ def get(name: str) -> StepType | None:
     return STEP_TYPES.get(name)
 
 
-from openarts.workflows.steps import condition, job  # noqa: E402 - they register themselves
+from openarts.workflows.steps import condition, job, model, service  # noqa: E402 - they register themselves
 
-__all__ = ["STEP_TYPES", "StepContext", "StepProblem", "StepType", "condition", "get", "job", "register"]
+__all__ = [
+    "STEP_TYPES",
+    "StepContext",
+    "StepProblem",
+    "StepType",
+    "condition",
+    "get",
+    "job",
+    "model",
+    "register",
+    "service",
+]
