@@ -10,6 +10,7 @@ from openarts.core.clock import to_ms
 from openarts.core.http import ok, parse_query, route_class
 from openarts.core.services import Services, services_of
 from openarts.services import schemas, service
+from openarts.services.routing import TABLE
 
 router = APIRouter(
     prefix="/v1/{project_id}/services",
@@ -39,7 +40,7 @@ def deploy_service(request: Request, body: schemas.DeployService) -> JSONRespons
 @router.get("")
 def list_services(request: Request) -> JSONResponse:
     query = parse_query(request, schemas.ListServicesQuery)
-    with services_of(request).db.read() as session:
+    with TABLE.flushing, services_of(request).db.read() as session:
         return ok(service.list_services(session, principal_of(request), query))
 
 
@@ -51,7 +52,7 @@ def list_specifications(request: Request) -> JSONResponse:
 
 @router.get("/{service_id}")
 def show_service(request: Request, service_id: str) -> JSONResponse:
-    with services_of(request).db.read() as session:
+    with TABLE.flushing, services_of(request).db.read() as session:
         return ok(service.show_service(session, principal_of(request), service_id, str(request.base_url)))
 
 
@@ -89,5 +90,5 @@ def list_logs(request: Request, service_id: str) -> JSONResponse:
 
 @router.get("/{service_id}/monitor")
 def show_monitor(request: Request, service_id: str) -> JSONResponse:
-    with services_of(request).db.read() as session:
+    with TABLE.flushing, services_of(request).db.read() as session:
         return ok(service.monitor(session, principal_of(request), service_id))

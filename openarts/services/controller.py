@@ -493,32 +493,33 @@ def publish_routes(services: Services) -> None:
 
 def flush_counts(services: Services) -> None:
     """Fold this server's call tallies into the rows (additive: several servers may count at once)."""
-    tallies = TABLE.drain()
-    if not tallies:
-        return
-    try:
-        with services.db.write(durable=False) as session:
-            for service_id, per_model in tallies.items():
-                row = session.get(Service, service_id, with_for_update=True)
-                if row is None:
-                    continue
-                counters = {model: list(pair) for model, pair in row.counters.items()}
-                for model_id, (calls, failures) in per_model.items():
-                    pair = counters.setdefault(model_id, [0, 0])
-                    pair[0] += calls
-                    pair[1] += failures
-                session.execute(
-                    update(Service)
-                    .where(Service.id == service_id)
-                    .values(
-                        invocation_times=Service.invocation_times + sum(p[0] for p in per_model.values()),
-                        failed_times=Service.failed_times + sum(p[1] for p in per_model.values()),
-                        counters=counters,
+    with TABLE.flushing:
+        tallies = TABLE.drain()
+        if not tallies:
+            return
+        try:
+            with services.db.write(durable=False) as session:
+                for service_id, per_model in tallies.items():
+                    row = session.get(Service, service_id, with_for_update=True)
+                    if row is None:
+                        continue
+                    counters = {model: list(pair) for model, pair in row.counters.items()}
+                    for model_id, (calls, failures) in per_model.items():
+                        pair = counters.setdefault(model_id, [0, 0])
+                        pair[0] += calls
+                        pair[1] += failures
+                    session.execute(
+                        update(Service)
+                        .where(Service.id == service_id)
+                        .values(
+                            invocation_times=Service.invocation_times + sum(p[0] for p in per_model.values()),
+                            failed_times=Service.failed_times + sum(p[1] for p in per_model.values()),
+                            counters=counters,
+                        )
                     )
-                )
-    except Exception:
-        TABLE.restore(tallies)
-        raise
+        except Exception:
+            TABLE.restore(tallies)
+            raise
 
 
 class RouteFollower:

@@ -39,6 +39,10 @@ class RoutingTable:
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self._tallies: dict[str, dict[str, list[int]]] = {}  # service -> model -> [calls, failures]
+        # Held while tallies move from memory to the rows, and by readers of a row's counts plus the
+        # pending ones, so a reader never sees a call in both places or in neither. Calls themselves
+        # count under ``_lock`` and never wait for it.
+        self.flushing = threading.Lock()
 
     def replace(self, routes: list[Route]) -> None:
         """The controller's view after a pass; the round-robin positions of unchanged backends are kept."""
