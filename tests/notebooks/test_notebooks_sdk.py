@@ -16,6 +16,8 @@ from huaweicloudsdkmodelarts.v1 import (
     CreateImageRequest,
     CreateNotebookTagsRequest,
     CreateTmsTagsRequest,
+    CreateWorkspaceReq,
+    CreateWorkspaceRequest,
     DataVolumesReq,
     DeleteNotebookRequest,
     DeleteNotebookTagsRequest,
@@ -37,6 +39,9 @@ from huaweicloudsdkmodelarts.v1 import (
     StopNotebookRequest,
     TmsTag,
     UpdateNotebookRequest,
+    UpdateWorkspaceQuotasReq,
+    UpdateWorkspaceQuotasReqQuotas,
+    UpdateWorkspaceQuotasRequest,
     VolumeMountRequest,
 )
 
@@ -333,3 +338,22 @@ def test_storage_tags_and_listing_on_a_stopped_instance(
         nb_client.delete_notebook(DeleteNotebookRequest(id=notebook.id))
     wait_gone(nb_client, notebook.id)
     assert (notebook_server.data_dir / "obs" / "nb-bucket" / "shared" / "data.csv").exists()
+
+
+def test_the_workspace_notebook_quota_is_enforced(nb_client: Any, unique: Callable[[str], str]) -> None:
+    workspace = nb_client.create_workspace(CreateWorkspaceRequest(body=CreateWorkspaceReq(name=unique("nbquota"))))
+    quotas = UpdateWorkspaceQuotasReq(quotas=[UpdateWorkspaceQuotasReqQuotas(resource="notebook.num", quota=1)])
+    nb_client.update_workspace_quotas(UpdateWorkspaceQuotasRequest(workspace_id=workspace.id, body=quotas))
+    first = create(nb_client, unique("first"), flavor=None, custom_spec=SMALL, workspace_id=workspace.id)
+    try:
+        refused = _error(
+            lambda: create(nb_client, unique("over"), flavor=None, custom_spec=SMALL, workspace_id=workspace.id)
+        )
+        assert refused.error_code == "ModelArts.0118" and "notebook.num" in refused.error_msg
+        listed = nb_client.list_notebooks(ListNotebooksRequest(workspace_id=workspace.id)).data
+        assert [n.id for n in listed] == [first.id]
+    finally:
+        wait_status(nb_client, first.id, "RUNNING", "CREATE_FAILED")
+        nb_client.stop_notebook(StopNotebookRequest(id=first.id))
+        wait_status(nb_client, first.id, "STOPPED")
+        nb_client.delete_notebook(DeleteNotebookRequest(id=first.id))
