@@ -49,6 +49,14 @@ def _json_object(env: dict[str, str], name: str) -> str | None:
     return raw
 
 
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default), checked at start-up so a typo fails loudly then."""
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -73,6 +81,11 @@ class Settings:
     # Where this server is reached (service access addresses handed to workflow steps); `openarts serve`
     # fills it from --host/--port when unset.
     public_url: str | None = None
+    # Where jobs run: "local" processes, or a Ray cluster (its dashboard address; see docs/operations.md).
+    executor: str = "local"
+    ray_address: str | None = None
+    # Every Ray node mounts the data folder at the same path (jobs' folders are read and written there).
+    ray_shared_fs: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,6 +109,9 @@ class Settings:
             extra_engines=env.get("OPENARTS_ENGINES") or None,
             workflow_webhooks=_json_object(env, "OPENARTS_WORKFLOW_WEBHOOKS"),
             public_url=(env.get("OPENARTS_PUBLIC_URL") or "").rstrip("/") or None,
+            executor=_choice(env, "OPENARTS_EXECUTOR", ("local", "ray")),
+            ray_address=env.get("OPENARTS_RAY_ADDRESS") or None,
+            ray_shared_fs=env.get("OPENARTS_RAY_SHARED_FS", "").lower() in ("1", "true", "yes"),
         )
 
     @property

@@ -1,0 +1,383 @@
+"""The Ray backend of ``Executor``: each job is a Ray Job (``ray.job_submission``) on a Ray cluster.
+
+Why Ray Jobs rather than tasks or actors driven from the server (see docs/operations.md, "Ray executor"):
+a Ray Job is a process the cluster supervises on its own, so a job outlives the server exactly as a
+local runner does; it has a name of our choosing (the submission id), by which a restarted server finds
+it again; it is stopped by id; its output is kept by the cluster and served over HTTP; and the server
+needs only the dashboard's HTTP address, not to be a Ray driver (no Ray worker processes in the API
+server, no GCS connection to keep alive).
+
+The handle. ``ProcessHandle`` holds an int and a float, which the families store as they are. Here the
+int is a random ticket (below 2**31, so any SQL integer column holds it) and the float the launch time;
+the Ray submission id is derived from both (``submission_id``), so any executor instance, in any server
+process, maps a stored handle to its Ray job without a lookup. For ``find`` (a crash between launch and
+storing the handle) a small registry file next to the exit file (``EXIT_FILE.ray``) is written before
+the job is submitted: it names the handle, and also records how much of the Ray log has been copied.
+
+Exit codes and logs. The cluster runs ``ray_entry.py`` (see there), whose exit code is the command's;
+Ray records it as the driver's exit code. A follower thread per job copies Ray's log of the job into
+the spec's ``log_path`` as it grows and, once the job has ended, writes the exit file the controllers
+read (atomically, its modification time the job's end), then calls ``on_exit``. When Ray knows no exit
+code (a lost node, a job that vanished from the cluster) the outcome is ``lost`` and Ray's reason is
+appended to the log, where the controller's failure message picks it up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from openarts.compute.executor import LaunchSpec, Outcome, ProcessHandle, Usage, job_environment, read_exit_record
+from openarts.config import Settings
+
+log = logging.getLogger(__name__)
+
+ENTRY_SOURCE = Path(__file__).with_name("ray_entry.py").read_text()
+# Run as the main module, so that Ray pickles its functions by value: the nodes need no OpenArts installed.
+ENTRY_BOOTSTRAP = "import os;exec(compile(os.environ.pop('OPENARTS_RAY_ENTRY'),'ray_entry.py','exec'))"
+REGISTRY_SUFFIX = ".ray"
+SUBMISSION_PREFIX = "openarts-"
+# Ray reports no exit code for a job it stopped before its driver reported one; a stopped local job
+# usually ends by SIGTERM, so that is what is reported.
+EXIT_STOPPED = 128 + 15
+_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+_POLL_S = 0.25  # how often a follower copies new log output and checks the job's state
+_UNREACHABLE_LOG_EVERY_S = 60.0
+
+
+def submission_id(handle: ProcessHandle) -> str:
+    """The Ray submission id of the job behind ``handle``: a pure function of it, so nothing is looked up."""
+    return f"{SUBMISSION_PREFIX}{handle.pid:08x}-{round(handle.start_time * 1_000_000):x}"
+
+
+def registry_path(exit_path: Path) -> Path:
+    return exit_path.with_name(exit_path.name + REGISTRY_SUFFIX)
+
+
+@dataclass(frozen=True)
+class RayResources:
+    """What one job asks of the cluster: per node, and how many nodes (one process on each)."""
+
+    cpus: float = 1.0
+    memory_mb: int | None = None
+    gpus: int = 0
+    nodes: int = 1
+
+
+class RayExecutor:
+    """Implements ``Executor`` on a Ray cluster through Ray Jobs. Thread-safe: controllers may share one.
+
+    ``address`` is the cluster's dashboard HTTP address (``http://head:8265``). Token authentication is
+    Ray's own: with ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN`` (or ``RAY_AUTH_TOKEN_PATH``) in the
+    server's environment, every request carries the token. ``python`` is the interpreter on the nodes
+    that runs the entrypoint (by default the server's own path: a cluster built from one image).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        on_exit: Callable[[], None] | None = None,
+        *,
+        python: str | None = None,
+        poll_s: float = _POLL_S,
+    ) -> None:
+        self.address = address
+        self._on_exit = on_exit
+        self._python = python or sys.executable
+        self._poll_s = poll_s
+        self._lock = threading.Lock()
+        self._client_obj: Any = None
+        self._followers: dict[str, threading.Thread] = {}
+        self._finish_locks: dict[str, threading.Lock] = {}
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Stop following jobs (they run on); the executor must not be used afterwards."""
+        self._closed.set()
+
+    @property
+    def _client(self) -> Any:
+        # Created on first use: the constructor contacts the cluster, which a server must not need to start.
+        with self._lock:
+            if self._client_obj is None:
+                from ray.job_submission import JobSubmissionClient
+
+                self._client_obj = JobSubmissionClient(self.address)
+            return self._client_obj
+
+    # --- starting ---------------------------------------------------------------------------------------
+
+    def launch(self, spec: LaunchSpec, resources: RayResources | None = None) -> ProcessHandle:
+        """Submit the job and return at once. Without ``resources``: one node, one CPU, the spec's memory
+        limit and as many GPUs as the spec lists (their indices mean nothing on the cluster: Ray picks)."""
+        if not spec.argv or not all(isinstance(arg, str) for arg in spec.argv):
+            raise ValueError("argv must be a non-empty list of strings")
+        if spec.memory_limit_mb is not None and spec.memory_limit_mb <= 0:
+            raise ValueError("memory_limit_mb must be positive")
+        if resources is None:
+            resources = RayResources(memory_mb=spec.memory_limit_mb, gpus=len(spec.gpus or []))
+        if resources.nodes < 1 or resources.cpus < 0 or resources.gpus < 0:
+            raise ValueError("resources must ask for at least one node and no negative amounts")
+        # The local GPU indices are not passed on: on the cluster, Ray sets CUDA_VISIBLE_DEVICES.
+        env = job_environment(replace(spec, gpus=None))
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        spec.exit_path.parent.mkdir(parents=True, exist_ok=True)
+        spec.exit_path.unlink(missing_ok=True)  # a launch owns its exit file, as with the local backend
+        os.close(os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        handle = ProcessHandle(pid=1 + secrets.randbelow(2**31 - 2), start_time=time.time())
+        sid = submission_id(handle)
+        _write_registry(
+            spec.exit_path,
+            {"pid": handle.pid, "start_time": handle.start_time, "log": str(spec.log_path), "copied": 0},
+        )
+        job: dict[str, Any] = {
+            "argv": list(spec.argv),
+            "cwd": str(spec.cwd),
+            "env": env,
+            "memory_mb": spec.memory_limit_mb,
+            "nodes": resources.nodes,
+            "cpus_per_node": resources.cpus,
+            "gpus_per_node": resources.gpus,
+            "memory_bytes_per_node": resources.memory_mb * 1024 * 1024 if resources.memory_mb else None,
+        }
+        # Ray Jobs runs its entrypoint through a shell, so the entrypoint is quoted here element by
+        # element (shlex.join); it holds no user data anyway: argv and environment travel as JSON in the
+        # runtime environment and reach the command as an argv list (see ray_entry.py).
+        # The entry's source travels in the environment too, so Ray's log line quoting the entrypoint is short.
+        entrypoint = shlex.join([self._python, "-c", ENTRY_BOOTSTRAP])
+        single = resources.nodes == 1
+        self._client.submit_job(
+            entrypoint=entrypoint,
+            submission_id=sid,
+            runtime_env={"env_vars": {"OPENARTS_RAY_JOB": json.dumps(job), "OPENARTS_RAY_ENTRY": ENTRY_SOURCE}},
+            metadata={"openarts_log": str(spec.log_path), "openarts_exit": str(spec.exit_path)},
+            # Several nodes: the entrypoint only coordinates; the placement group holds the resources.
+            entrypoint_num_cpus=resources.cpus if single else 0,
+            entrypoint_num_gpus=resources.gpus if single and resources.gpus else None,
+            entrypoint_memory=job["memory_bytes_per_node"] if single else None,
+        )
+        self._follow(sid, spec.log_path, spec.exit_path)
+        return handle
+
+    def warm_up(self) -> None:
+        """Nothing to prepare: a Ray job costs a submission whatever comes before it."""
+
+    # --- watching ---------------------------------------------------------------------------------------
+
+    def outcome(self, handle: ProcessHandle, exit_path: Path) -> Outcome | None:
+        record = read_exit_record(exit_path)
+        if record is not None:
+            return Outcome(exit_code=record.exit_code, lost=False, ended_at=record.ended_at)
+        sid = submission_id(handle)
+        info = self._info(sid)
+        if info is _UNREACHABLE:
+            return None  # the cluster cannot be asked now: the job is not known to have ended
+        if info is None:
+            _append(exit_path, None, f"[openarts] the Ray job {sid} is unknown to the cluster at {self.address}\n")
+            return Outcome(exit_code=None, lost=True)
+        if str(info.status) not in _TERMINAL:
+            self._follow(sid, Path(info.metadata["openarts_log"]), exit_path)
+            return None
+        return self._finish(sid, info, Path(info.metadata["openarts_log"]), exit_path)
+
+    def is_alive(self, handle: ProcessHandle) -> bool:
+        info = self._info(submission_id(handle))
+        if info is _UNREACHABLE:
+            return True  # not known to have ended: the caller must not treat it as gone
+        return info is not None and str(info.status) not in _TERMINAL
+
+    def usage(self, handle: ProcessHandle) -> Usage:
+        """Not measured on Ray: the cluster's per-process figures are behind its metrics agent, not Jobs."""
+        return Usage(cpu_percent=0.0, memory_mb=0.0)
+
+    # --- stopping ---------------------------------------------------------------------------------------
+
+    def terminate(self, handle: ProcessHandle) -> None:
+        """Ray sends SIGTERM to the entrypoint, then SIGKILL after RAY_JOB_STOP_WAIT_TIME_S (3 s)."""
+        self._stop(handle)
+
+    def kill(self, handle: ProcessHandle) -> None:
+        """Ray Jobs has no immediate kill: a second stop request is all there is (SIGKILL follows the SIGTERM)."""
+        self._stop(handle)
+
+    def _stop(self, handle: ProcessHandle) -> None:
+        with contextlib.suppress(RuntimeError):  # unknown or already ended: nothing to stop
+            self._client.stop_job(submission_id(handle))
+
+    # --- finding after a crash --------------------------------------------------------------------------
+
+    def find(self, exit_path: Path) -> ProcessHandle | None:
+        registry = _read_registry(exit_path)
+        if registry is None:
+            return None
+        handle = ProcessHandle(pid=int(registry["pid"]), start_time=float(registry["start_time"]))
+        return handle if self.is_alive(handle) else None
+
+    # --- the followers ----------------------------------------------------------------------------------
+
+    def _info(self, sid: str) -> Any:
+        """The job's details; None when the cluster does not know it; _UNREACHABLE when it cannot be asked."""
+        try:
+            return self._client.get_job_info(sid)
+        except RuntimeError as exc:
+            if "does not exist" in str(exc) or "404" in str(exc):
+                return None
+            log.warning("ray: asking for job %s failed: %s", sid, exc)
+            return _UNREACHABLE
+        except OSError as exc:  # requests' connection errors are OSErrors
+            log.warning("ray: the cluster at %s cannot be reached: %s", self.address, exc)
+            return _UNREACHABLE
+
+    def _follow(self, sid: str, log_path: Path, exit_path: Path) -> None:
+        """Start copying the job's log and watching for its end, unless a thread already does."""
+        with self._lock:
+            thread = self._followers.get(sid)
+            if thread is not None and thread.is_alive():
+                return
+            thread = threading.Thread(
+                target=self._run_follower, args=(sid, log_path, exit_path), name=f"ray-{sid}", daemon=True
+            )
+            self._followers[sid] = thread
+        thread.start()
+
+    def _run_follower(self, sid: str, log_path: Path, exit_path: Path) -> None:
+        last_warning = 0.0
+        while not self._closed.is_set():
+            try:
+                info = self._client.get_job_info(sid)
+                self._copy_logs(sid, log_path, exit_path)
+                if str(info.status) in _TERMINAL:
+                    self._finish(sid, info, log_path, exit_path)
+                    return
+            except Exception as exc:  # the cluster may be briefly away: keep following
+                if "does not exist" in str(exc):
+                    return  # outcome() reports it lost
+                if time.monotonic() - last_warning > _UNREACHABLE_LOG_EVERY_S:
+                    log.warning("ray: following job %s: %s", sid, exc)
+                    last_warning = time.monotonic()
+            self._closed.wait(self._poll_s)
+
+    def _copy_logs(self, sid: str, log_path: Path, exit_path: Path) -> None:
+        """Append what Ray has of the job's output beyond what was copied before (counted in the registry).
+
+        The whole log is fetched each time (Ray Jobs' HTTP API has no offset); the count kept next to the
+        exit file lets a restarted server carry on without writing anything twice.
+        """
+        text: str = self._client.get_job_logs(sid)
+        registry = _read_registry(exit_path) or {}
+        copied = int(registry.get("copied", 0))
+        if len(text) <= copied:
+            return
+        _append(exit_path, log_path, text[copied:])
+        registry["copied"] = len(text)
+        _write_registry(exit_path, registry)
+
+    def _finish(self, sid: str, info: Any, log_path: Path, exit_path: Path) -> Outcome:
+        """Record how the job ended (once, whichever thread sees it first) and report it."""
+        with self._lock:
+            lock = self._finish_locks.setdefault(sid, threading.Lock())
+        with lock:
+            record = read_exit_record(exit_path)
+            if record is not None:
+                return Outcome(exit_code=record.exit_code, lost=False, ended_at=record.ended_at)
+            if (_read_registry(exit_path) or {}).get("lost"):
+                return Outcome(exit_code=None, lost=True)  # reported before: the reason is in the log once
+            with contextlib.suppress(Exception):
+                self._copy_logs(sid, log_path, exit_path)  # the last lines, before the end is recorded
+            code = info.driver_exit_code
+            status = str(info.status)
+            if code is None and status == "STOPPED":
+                code = EXIT_STOPPED
+            ended_at = (info.end_time or time.time() * 1000) / 1000
+            if code is None:
+                _append(exit_path, log_path, f"[openarts] Ray: the job ended ({status}): {info.message}\n")
+                _write_registry(exit_path, {**(_read_registry(exit_path) or {}), "lost": True})
+                outcome = Outcome(exit_code=None, lost=True)
+            else:
+                _write_exit_file(exit_path, int(code), ended_at)
+                outcome = Outcome(exit_code=int(code), lost=False, ended_at=ended_at)
+        if self._on_exit is not None:
+            self._on_exit()
+        return outcome
+
+
+_UNREACHABLE = object()
+
+
+def _append(exit_path: Path, log_path: Path | None, text: str) -> None:
+    if log_path is None:
+        registry = _read_registry(exit_path)
+        if registry is None or "log" not in registry:
+            return
+        log_path = Path(registry["log"])
+    with log_path.open("a", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _read_registry(exit_path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(registry_path(exit_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _write_registry(exit_path: Path, value: dict[str, Any]) -> None:
+    path = registry_path(exit_path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value))
+    temporary.replace(path)
+
+
+def _write_exit_file(exit_path: Path, code: int, ended_at: float) -> None:
+    """As the runner writes it: fsynced, renamed into place, its modification time the job's end."""
+    temporary = exit_path.with_name(exit_path.name + ".tmp")
+    with temporary.open("w") as handle:
+        handle.write(f"{code}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.utime(temporary, (ended_at, ended_at))
+    temporary.replace(exit_path)
+
+
+# --- settings ---------------------------------------------------------------------------------------------
+
+
+def validate_ray_settings(settings: Settings) -> None:
+    """Refuse settings under which jobs could not run on the cluster, saying why (at start-up)."""
+    if settings.executor != "ray":
+        return
+    if not settings.ray_address:
+        raise ValueError("OPENARTS_EXECUTOR=ray needs OPENARTS_RAY_ADDRESS (the Ray dashboard, http://HEAD:8265)")
+    try:
+        import ray.job_submission  # noqa: F401
+    except ImportError as exc:
+        raise ValueError("OPENARTS_EXECUTOR=ray needs Ray on the server: pip install 'openarts[ray]'") from exc
+    if settings.ray_shared_fs:
+        return
+    if settings.obs_endpoint is None:
+        raise ValueError(
+            "OPENARTS_EXECUTOR=ray with the local object store: the Ray nodes cannot read a folder on this "
+            f"machine ({settings.obs_root}). Set OPENARTS_OBS_ENDPOINT to an S3-compatible store, or set "
+            "OPENARTS_RAY_SHARED_FS=1 if every node mounts the data folder "
+            f"{settings.data_dir} at the same path."
+        )
+    # Code, inputs and outputs are staged by the server in the job's folder under the data folder: until
+    # the nodes stage them from the object store themselves, that folder must be shared too.
+    raise ValueError(
+        "OPENARTS_EXECUTOR=ray: the job folders (code, inputs, outputs, logs) live under "
+        f"{settings.jobs_dir}, which the Ray nodes must share at the same path; staging them on the nodes "
+        "straight from the object store is not implemented yet. Mount the data folder on every node and "
+        "set OPENARTS_RAY_SHARED_FS=1."
+    )
