@@ -330,6 +330,8 @@ def _free_gpus(session: Session, job_id: str, count: int) -> list[int]:
 
 
 def make_controller(services: Services) -> JobController:
-    from openarts.compute.local import LocalExecutor
+    """Jobs and search trials run on the configured executor: local processes, or a Ray cluster."""
+    from openarts.compute.executors import make_executor
 
-    return JobController(services, LocalExecutor(on_exit=service.wake_controller.set), ObjectStore(services.settings))
+    executor = make_executor(services.settings, service.wake_controller.set)
+    return JobController(services, executor, ObjectStore(services.settings))
