@@ -29,21 +29,34 @@ little (TPE forgets the oldest observations gradually once there are more than 2
 must pass the same order every time, e.g. by trial index.
 Observations that do not fit the space (a parameter missing, unknown or out of range) or whose loss is
 not finite are skipped, so a stale row can never crash a search.
+
+What is cached, and why it changes nothing. Handing hyperopt the history costs more than its algorithm
+once a search has run a while: every observation becomes a trial document that hyperopt copies and
+checks (``insert_trial_docs``), O(n) per suggestion and O(n^2) over a search. So the hyperopt ``Domain``
+of a space and the ``Trials`` built for a history are kept (a few, most recent first), and a later call
+whose history extends a kept one adds only the new documents. The documents are the same ones the call
+would build from scratch (trial id = position in the history), and hyperopt's algorithms only read the
+``Trials`` and ``Domain`` they are given (as in ``fmin``, which reuses both for every suggestion), so the
+answer is identical; the tests check it against a fresh build.
+
+The libraries load on first use (hyperopt, bayes_opt and scikit-learn take a second to import, and the
+server and the CLI need only the catalogue), in the background as soon as a search is checked, so that
+the import overlaps the create request and the job's admission (see ``_preload``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
+import types
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from bayes_opt import BayesianOptimization, acquisition
-from hyperopt import anneal, base, hp, tpe  # type: ignore[import-untyped]
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from openarts.autosearch.space import Param, SearchSpace, search_params_error
 
@@ -271,7 +284,44 @@ def parse_algo_configs(algo_configs: list[dict[str, Any]]) -> list[AlgoConfig]:
                 )
             given[p.key] = str(value)
         configs.append(_build(spec, given))
+    _preload([config.name for config in configs])
     return configs
+
+
+_HYPEROPT_ALGORITHMS = ("tpe_search", "anneal_search")
+_preloading: set[str] = set()  # libraries whose loading has been started
+_PRELOAD_LOCK = threading.Lock()
+
+
+def _preload(names: Sequence[str]) -> None:
+    """Start loading the libraries these algorithms need, in the background, if they are not loaded yet.
+
+    A search is checked when it is created and again when its job starts; its first suggestion follows
+    within a tenth of a second, and hyperopt alone takes a third of a second to import. Loading it from
+    here overlaps that with the create request and the job's admission. Returns at once; the
+    suggestion's own import waits for this one to finish (Python's import lock), so nothing runs twice.
+    """
+    wanted = set()
+    if any(name in _HYPEROPT_ALGORITHMS for name in names) and "hyperopt" not in sys.modules:
+        wanted.add("hyperopt")
+    if "bayes_opt_search" in names and "bayes_opt" not in sys.modules:
+        wanted.add("bayes_opt")
+    with _PRELOAD_LOCK:
+        wanted -= _preloading
+        _preloading.update(wanted)
+    if wanted:
+        threading.Thread(target=_load_libraries, args=(sorted(wanted),), name="search-libraries", daemon=True).start()
+
+
+def _load_libraries(libraries: list[str]) -> None:
+    try:
+        for library in libraries:
+            if library == "hyperopt":
+                _load_hyperopt()
+            else:
+                import bayes_opt  # noqa: F401 - loaded for the first suggestion, which waits for it
+    except Exception:  # the suggestion imports it again, and reports what goes wrong then
+        _log.exception("loading the search libraries in the background failed")
 
 
 # --- suggest ---------------------------------------------------------------------------------------
@@ -312,13 +362,15 @@ def suggest(algo: AlgoConfig, space: SearchSpace, index: int, history: Sequence[
     if index < 0:
         raise ValueError("index must be >= 0")
     seed = _seed(algo, index)
-    observed = _usable(space, history)
     if algo.name == "random_search":
         return space.random_config(np.random.default_rng(seed))
     if algo.name == "tpe_search":
+        _load_hyperopt()
+        from hyperopt import tpe  # type: ignore[import-untyped]
+
         return _hyperopt_suggest(
             space,
-            observed,
+            history,
             lambda ids, domain, trials: tpe.suggest(
                 ids,
                 domain,
@@ -330,9 +382,12 @@ def suggest(algo: AlgoConfig, space: SearchSpace, index: int, history: Sequence[
             ),
         )
     if algo.name == "anneal_search":
+        _load_hyperopt()
+        from hyperopt import anneal
+
         return _hyperopt_suggest(
             space,
-            observed,
+            history,
             lambda ids, domain, trials: anneal.suggest(
                 ids,
                 domain,
@@ -343,7 +398,7 @@ def suggest(algo: AlgoConfig, space: SearchSpace, index: int, history: Sequence[
             ),
         )
     if algo.name == "bayes_opt_search":
-        return _bayes_suggest(algo, space, index, observed, seed)
+        return _bayes_suggest(algo, space, index, _usable(space, history), seed)
     raise ValueError(f"unknown search algorithm {algo.name!r}")
 
 
@@ -357,50 +412,144 @@ def _never_called(_: Any) -> float:
 
 
 def _hyperopt_suggest(
-    space: SearchSpace, observed: Sequence[Observation], algorithm: HyperoptSuggest
+    space: SearchSpace, history: Sequence[Observation], algorithm: HyperoptSuggest
 ) -> dict[str, float | str]:
-    """Rebuild a hyperopt ``Trials`` from the observations and ask ``algorithm`` for the next point.
+    """Give hyperopt the usable observations as a ``Trials`` and ask ``algorithm`` for the next point.
 
     Continuous parameters are ``hp.uniform``; discrete ones ``hp.choice`` over the positions of their
     values, so that hyperopt records (and is given back) an index whatever the values are.
     """
-    expr = {
+    with _HYPEROPT_LOCK:  # the kept Domain and Trials are shared: one suggestion at a time
+        domain, trials, observed = _hyperopt_inputs(space, history)
+        (new_doc,) = algorithm([observed], domain, trials)
+    chosen = new_doc["misc"]["vals"]
+    return {p.name: _from_hyperopt(p, chosen[p.name][0]) for p in space.params}
+
+
+@dataclass
+class _KeptTrials:
+    """A hyperopt ``Trials`` of the usable observations of ``history``, in order, for ``space``."""
+
+    space: SearchSpace
+    history: list[Observation]  # as given, usable or not
+    observed: int  # how many of them were usable: the documents in ``trials``
+    trials: Any
+
+
+_HYPEROPT_LOCK = threading.Lock()
+_DOMAINS: OrderedDict[SearchSpace, Any] = OrderedDict()  # most recently used last
+_KEPT: list[_KeptTrials] = []  # most recently used last
+_KEEP_DOMAINS = 16
+_KEEP_TRIALS = 16  # a few searches at once, each extending its own history
+
+
+def _hyperopt_inputs(space: SearchSpace, history: Sequence[Observation]) -> tuple[Any, Any, int]:
+    """The ``Domain`` of ``space``, a ``Trials`` of exactly the usable observations of ``history`` and
+    their number; from what is kept where it can be."""
+    from hyperopt import base
+
+    domain = _DOMAINS.pop(space, None)
+    if domain is None:
+        domain = base.Domain(_never_called, _hyperopt_expression(space))
+    _DOMAINS[space] = domain
+    while len(_DOMAINS) > _KEEP_DOMAINS:
+        _DOMAINS.popitem(last=False)
+
+    # A kept Trials can be extended if the history it holds is where this one starts.
+    kept = next((k for k in reversed(_KEPT) if k.space == space and _starts_with(history, k.history)), None)
+    if kept is None:
+        kept = _KeptTrials(space, [], 0, base.Trials())
+    else:
+        _KEPT.remove(kept)
+    new = history[len(kept.history) :]
+    usable = _usable(space, new)  # each observation is judged on its own: the same as judging them all
+    if usable:
+        docs = [_trial_doc(kept.trials, domain, space, kept.observed + i, obs) for i, obs in enumerate(usable)]
+        kept.trials.insert_trial_docs(docs)
+    kept.history.extend(new)
+    kept.observed += len(usable)
+    kept.trials.refresh()
+    _KEPT.append(kept)
+    del _KEPT[:-_KEEP_TRIALS]
+    return domain, kept.trials, kept.observed
+
+
+def _starts_with(observed: Sequence[Observation], prefix: Sequence[Observation]) -> bool:
+    if len(prefix) > len(observed):
+        return False
+    return all(a is b or a == b for a, b in zip(prefix, observed, strict=False))
+
+
+def _hyperopt_expression(space: SearchSpace) -> dict[str, Any]:
+    from hyperopt import hp
+
+    return {
         p.name: hp.uniform(p.name, p.low, p.high)
         if p.kind == "continuous"
         else hp.choice(p.name, list(range(len(p.values))))
         for p in space.params
     }
-    domain = base.Domain(_never_called, expr)
-    trials = base.Trials()
-    docs: list[dict[str, Any]] = []
-    for tid, obs in enumerate(observed):
-        vals: dict[str, list[float | int]] = {}
-        for p in space.params:
-            value = obs.config[p.name]
-            if p.kind == "continuous":
-                assert isinstance(value, int | float)
-                vals[p.name] = [float(value)]
-            else:
-                position = p.index_of(value)
-                assert position is not None
-                vals[p.name] = [position]
-        misc = {
-            "tid": tid,
-            "cmd": domain.cmd,
-            "workdir": domain.workdir,
-            "idxs": {name: [tid] for name in vals},
-            "vals": vals,
-        }
-        result = {"status": base.STATUS_OK, "loss": float(obs.loss)}
-        (doc,) = trials.new_trial_docs([tid], [None], [result], [misc])
-        doc["state"] = base.JOB_STATE_DONE
-        docs.append(doc)
-    if docs:
-        trials.insert_trial_docs(docs)
-    trials.refresh()
-    (new_doc,) = algorithm([len(observed)], domain, trials)
-    chosen = new_doc["misc"]["vals"]
-    return {p.name: _from_hyperopt(p, chosen[p.name][0]) for p in space.params}
+
+
+def _trial_doc(trials: Any, domain: Any, space: SearchSpace, tid: int, obs: Observation) -> dict[str, Any]:
+    """The hyperopt document of one finished observation, as trial number ``tid``."""
+    from hyperopt import base
+
+    vals: dict[str, list[float | int]] = {}
+    for p in space.params:
+        value = obs.config[p.name]
+        if p.kind == "continuous":
+            assert isinstance(value, int | float)
+            vals[p.name] = [float(value)]
+        else:
+            position = p.index_of(value)
+            assert position is not None
+            vals[p.name] = [position]
+    misc = {
+        "tid": tid,
+        "cmd": domain.cmd,
+        "workdir": domain.workdir,
+        "idxs": {name: [tid] for name in vals},
+        "vals": vals,
+    }
+    result = {"status": base.STATUS_OK, "loss": float(obs.loss)}
+    (doc,) = trials.new_trial_docs([tid], [None], [result], [misc])
+    doc["state"] = base.JOB_STATE_DONE
+    return dict(doc)
+
+
+def clear_caches() -> None:
+    """Forget every kept ``Domain`` and ``Trials`` (tests compare against fresh builds)."""
+    with _HYPEROPT_LOCK:
+        _DOMAINS.clear()
+        _KEPT.clear()
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _load_hyperopt() -> None:
+    """Import hyperopt, leaving out its ATPE optimiser until someone asks for it.
+
+    hyperopt's ``__init__`` imports every optimiser it ships, and ATPE alone loads ``scipy.stats``: about
+    0.6 s of the 0.9 s a search's first suggestion would otherwise spend importing, for an optimiser the
+    catalogue does not offer. While the package initialises, an empty placeholder stands in for
+    ``hyperopt.atpe`` (nothing else in hyperopt imports it); it is removed right after, so that ``import
+    hyperopt.atpe`` later loads the real module as usual.
+    """
+    with _IMPORT_LOCK:
+        if "hyperopt" in sys.modules:
+            return
+        placeholder = types.ModuleType("hyperopt.atpe")
+        sys.modules.setdefault("hyperopt.atpe", placeholder)
+        try:
+            import hyperopt
+        finally:
+            if sys.modules.get("hyperopt.atpe") is placeholder:
+                del sys.modules["hyperopt.atpe"]
+            package = sys.modules.get("hyperopt")
+            if package is not None and getattr(package, "atpe", None) is placeholder:
+                del hyperopt.atpe
 
 
 def _from_hyperopt(p: Param, raw: Any) -> float | str:
@@ -481,6 +630,8 @@ def _bayes_suggest(
         random_config = space.random_config(rng)
         return {p.name: fixed.get(p.name, random_config[p.name]) for p in space.params}
 
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
     try:
         with _ONE_BLAS_THREAD, threadpool_limits(limits=1, user_api="blas"):
             x = _bayes_acquisition_argmax(algo, pbounds, losses, seed)
@@ -512,6 +663,8 @@ def _bayes_acquisition_argmax(
     algo: AlgoConfig, pbounds: dict[str, tuple[float, float]], losses: dict[tuple[float, ...], list[float]], seed: int
 ) -> Any:
     """Fit the Gaussian process to the observed points and return the maximiser of the acquisition."""
+    from bayes_opt import BayesianOptimization, acquisition
+
     kind = algo.params["kind"]
     acq: acquisition.AcquisitionFunction
     if kind == "ucb":

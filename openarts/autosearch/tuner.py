@@ -1,10 +1,16 @@
 """Runs a search job: asks the algorithms for configurations, runs each as a trial process, reads the
 rewards from the trial's log and reports them back.
 
-Driven by the training controller, one step per pass. Everything it knows is in the trial rows, so a
+Driven by the training controller, one step per pass. Everything it needs is in the trial rows, so a
 restarted server picks the search up where it was: finished trials stay as they are, running ones are
 re-adopted, and the algorithms are pure functions of the recorded results, so they propose exactly what
 they would have proposed without the restart.
+
+Between passes the tuner keeps what it read and wrote in memory (a finished trial never changes), so a
+pass reads only what another party may change, a running trial's early-stop flag, and writes what
+happened in one transaction: the trials that ended and those that start (their pids follow in a second,
+once they run). It reads the rows again whenever it has no state for a search: on its first pass, after
+a restart, after a pass that failed.
 
 Determinism: trial ``i`` is proposed only once trials ``0 .. i-P`` have finished (``P`` trials run at a
 time) and sees exactly their results. With the same seed, space and results a search therefore
@@ -15,15 +21,16 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 
 from openarts.autosearch import space as search_space
 from openarts.autosearch.tables import ERROR, RUNNING, TERMINATED, Trial
 from openarts.compute.executor import Executor, ProcessHandle
 from openarts.core.clock import to_ms
+from openarts.core.hot_reads import HotQuery
 from openarts.core.services import Services
 from openarts.training.jobs.service import add_event
 from openarts.training.jobs.workdir import JobDir, launch_spec
@@ -31,6 +38,12 @@ from openarts.training.jobs.workdir import JobDir, launch_spec
 if TYPE_CHECKING:  # hyperopt, bayes_opt and scikit-learn load only once a search runs
     from openarts.autosearch import algorithms
 
+# Read on every pass of a running search: a hot read, at the driver's speed (see core/hot_reads.py).
+_EARLY_STOPPED = HotQuery(
+    select(Trial.trial_id).where(
+        Trial.job_id == bindparam("job_id"), Trial.status == RUNNING, Trial.early_stopped.is_(True)
+    )
+)
 LOG_SCAN_BYTES = 1024 * 1024  # rewards are read from the newest 1 MB of a trial's log
 STOP_GRACE_S = 10.0
 
@@ -120,145 +133,249 @@ def reports_from_log(search: Search, text: str) -> list[dict[str, float]]:
     return [{name: values[i] for name, values in series.items() if i < len(values)} for i in range(length)]
 
 
+@dataclass
+class _Running:
+    """A running trial as the tuner tracks it."""
+
+    trial_id: str
+    index: int
+    config: dict[str, Any]
+    handle: ProcessHandle | None  # None until its pid is known (a crash may have kept it from the row)
+    early_stopped: bool = False
+    terminated: bool = False  # sent SIGTERM in this life of the server
+
+
+@dataclass
+class _SearchState:
+    """One search between passes: what its rows say, so that a pass need not read them again."""
+
+    search: Search
+    schedule: list[tuple[int, int]]
+    trial_plan: dict[str, Any]
+    statuses: list[str] = field(default_factory=list)  # of every trial so far, by trial index
+    # Each ended trial as the algorithms see it, by trial index (None: running, or no loss).
+    observations: list[algorithms.Observation | None] = field(default_factory=list)
+    # Each ended trial's index and best-so-far curve (for the median stopping rule).
+    curves: dict[str, tuple[int, list[float]]] = field(default_factory=dict)
+    running: dict[str, _Running] = field(default_factory=dict)
+    settled_prefix: int = 0  # trials 0 .. settled_prefix-1 have all ended
+    # Trials started since the last transaction, whose pids the next one records. Until then a restart
+    # finds them by their exit file's path (``Executor.find``), as after a crash right after a launch.
+    unsaved_pids: list[_Running] = field(default_factory=list)
+
+    def first_unsettled(self) -> int:
+        while self.settled_prefix < len(self.statuses) and self.statuses[self.settled_prefix] != RUNNING:
+            self.settled_prefix += 1
+        return self.settled_prefix
+
+
 class Tuner:
     def __init__(self, services: Services, executor: Executor) -> None:
         self.services = services
         self.executor = executor
-        self._terminated: set[tuple[str, str]] = set()
-        self._searches: dict[str, Search] = {}  # a job's plan never changes: parse it once
+        self._states: dict[str, _SearchState] = {}
 
     def step(self, job_id: str, plan: dict[str, Any], folder: JobDir, stopping: bool) -> SearchEnd | None:
-        search = self._searches.get(job_id)
-        if search is None:
-            search = self._searches[job_id] = Search.from_plan(plan)
+        state = self._states.get(job_id)
+        if state is None:
+            state = self._states[job_id] = self._load(job_id, plan)
+            if not stopping and len(state.statuses) < len(state.schedule):
+                self.executor.warm_up()  # trials are to start: get the launcher going while we propose
+        try:
+            end = self._advance(job_id, state, folder, stopping)
+        except BaseException:
+            self._states.pop(job_id, None)  # whatever was half done, the rows say: read them again
+            raise
+        if end is not None:
+            self._states.pop(job_id, None)
+        return end
+
+    def _load(self, job_id: str, plan: dict[str, Any]) -> _SearchState:
+        search = Search.from_plan(plan)
+        memory = plan.get("memory_mb")
+        state = _SearchState(
+            search=search,
+            schedule=search.schedule(),
+            trial_plan={**plan, "memory_mb": max(256, memory // search.parallelism) if memory else None},
+        )
         with self.services.db.read() as session:
-            trials = list(session.scalars(select(Trial).where(Trial.job_id == job_id).order_by(Trial.trial_index)))
-        for position, trial in enumerate(trials):
-            if trial.status == RUNNING:
-                settled = self._watch(search, trial, folder, stopping)
-                if settled is not None:
-                    trials[position] = settled
-        if search.early_stop == "median" and not stopping:
-            self._median_stopping(search, trials, folder)
-        running = sum(1 for t in trials if t.status == RUNNING)
+            rows = list(session.scalars(select(Trial).where(Trial.job_id == job_id).order_by(Trial.trial_index)))
+        for index, row in enumerate(rows):  # trial indexes run 0 .. n-1, so a row's index is its position
+            state.statuses.append(RUNNING)
+            state.observations.append(None)
+            if row.status != RUNNING:
+                self._remember_end(state, row.trial_id, index, row.status, row.config, row.rewards, row.reports)
+                continue
+            handle = None
+            if row.pid is not None and row.process_start_time is not None:
+                handle = ProcessHandle(row.pid, row.process_start_time)
+            state.running[row.trial_id] = _Running(row.trial_id, index, row.config, handle, row.early_stopped)
+        return state
+
+    @staticmethod
+    def _remember_end(
+        state: _SearchState,
+        trial_id: str,
+        index: int,
+        status: str,
+        config: dict[str, Any],
+        rewards: dict[str, float] | None,
+        reports: list[dict[str, float]] | None,
+    ) -> None:
+        """What the search keeps of a trial that ended: its status, and its result as the algorithms and
+        the median rule see it."""
+        from openarts.autosearch import algorithms
+
+        search = state.search
+        state.statuses[index] = status
+        loss = search.loss(rewards or {})
+        if loss is not None:
+            state.observations[index] = algorithms.Observation(config=_params_of(config, search), loss=loss)
+        if search.early_stop == "median":
+            state.curves[trial_id] = (index, search.best_so_far(list(reports or [])))
+
+    # --- one pass --------------------------------------------------------------------------------
+
+    def _advance(self, job_id: str, state: _SearchState, folder: JobDir, stopping: bool) -> SearchEnd | None:
+        search = state.search
+        writes = _Writes()
+        for started in state.unsaved_pids:
+            if started.handle is not None:
+                writes.update(
+                    job_id, started.trial_id, pid=started.handle.pid, process_start_time=started.handle.start_time
+                )
+        state.unsaved_pids = []
+        if state.running:
+            self._note_early_stops(job_id, state)
+        for running in sorted(state.running.values(), key=lambda r: r.index):
+            self._watch(job_id, state, running, folder, stopping, writes)
+        if search.early_stop == "median" and not stopping and state.running:
+            self._median_stopping(job_id, state, folder, writes)
         if stopping:
-            if running:
-                return None
-            self._searches.pop(job_id, None)
-            return SearchEnd(False, "stopped")
-        schedule = search.schedule()
-        while len(trials) < len(schedule) and running < search.parallelism and self._may_propose(trials, search):
-            trials.append(self._start(job_id, plan, search, schedule, trials, folder))
-            running += 1
-        if len(trials) == len(schedule) and running == 0:
-            done = [t for t in trials if t.status == TERMINATED]
-            self._searches.pop(job_id, None)
+            writes.commit(self.services)
+            return None if state.running else SearchEnd(False, "stopped")
+        starting = []
+        while (
+            len(state.statuses) < len(state.schedule)
+            and len(state.running) < search.parallelism
+            and self._may_propose(state)
+        ):
+            starting.append(self._propose(job_id, state, writes))
+        # One transaction for what ended and what starts. The rows of new trials are written before their
+        # processes exist: a crash in between leaves a RUNNING trial without a pid, which the next pass
+        # adopts (found by its exit file's path) or fails; it is never started twice.
+        writes.commit(self.services)
+        if starting:
+            self._launch(job_id, state, folder, starting)
+        if len(state.statuses) == len(state.schedule) and not state.running:
+            done, total = state.statuses.count(TERMINATED), len(state.statuses)
             if done:
-                return SearchEnd(True, f"{len(done)} of {len(trials)} trials finished")
-            return SearchEnd(False, f"all {len(trials)} trials failed")
+                return SearchEnd(True, f"{done} of {total} trials finished")
+            return SearchEnd(False, f"all {total} trials failed")
         return None
+
+    def _note_early_stops(self, job_id: str, state: _SearchState) -> None:
+        """Early stops asked through the API since the last pass: the one change made outside the tuner."""
+        for (trial_id,) in self.services.db.hot_rows(_EARLY_STOPPED, {"job_id": job_id}):
+            if trial_id in state.running:
+                state.running[trial_id].early_stopped = True
 
     # --- proposing and starting ------------------------------------------------------------------
 
     @staticmethod
-    def _may_propose(trials: list[Trial], search: Search) -> bool:
+    def _may_propose(state: _SearchState) -> bool:
         """Trial i waits for trials 0 .. i-P: what it sees does not depend on who finished first."""
-        settled = len(trials) - search.parallelism
-        return all(t.status in (TERMINATED, ERROR) for t in trials[: max(0, settled + 1)])
+        return state.first_unsettled() >= len(state.statuses) - state.search.parallelism + 1
 
     @staticmethod
-    def _history(search: Search, trials: list[Trial]) -> list[algorithms.Observation]:
+    def _history(state: _SearchState, index: int) -> list[algorithms.Observation]:
+        """What trial ``index`` sees: the results of trials 0 .. index-P, oldest first."""
+        seen = state.observations[: max(0, index - state.search.parallelism + 1)]
+        return [observation for observation in seen if observation is not None]
+
+    def _propose(self, job_id: str, state: _SearchState, writes: _Writes) -> tuple[_Running, dict[str, Any]]:
         from openarts.autosearch import algorithms
 
-        settled = len(trials) - search.parallelism
-        history = []
-        for trial in trials[: max(0, settled + 1)]:
-            loss = search.loss(trial.rewards or {})
-            if loss is not None:
-                history.append(algorithms.Observation(config=_params_of(trial.config, search), loss=loss))
-        return history
-
-    def _start(
-        self,
-        job_id: str,
-        plan: dict[str, Any],
-        search: Search,
-        schedule: list[tuple[int, int]],
-        trials: list[Trial],
-        folder: JobDir,
-    ) -> Trial:
-        from openarts.autosearch import algorithms
-
-        index = len(trials)
-        algo_position, algo_index = schedule[index]
+        search = state.search
+        index = len(state.statuses)
+        algo_position, algo_index = state.schedule[index]
         algo = search.algos[algo_position]
-        suggested = algorithms.suggest(algo, search.space, algo_index, self._history(search, trials))
+        suggested = algorithms.suggest(algo, search.space, algo_index, self._history(state, index))
         # Plain numbers and strings (numpy's floats would print as "np.float64(...)" in some clients).
         proposed = {k: v if isinstance(v, str) else float(v) for k, v in suggested.items()}
         config: dict[str, Any] = {**proposed, "trial_index": index}
         config.update({f"param/{name}": value for name, value in proposed.items()})
         trial_id = uuid.uuid4().hex[:8]
-        now_ms = to_ms(self.services.clock.now())
-        # The row first, the process after: a crash in between leaves a RUNNING trial without a pid, which
-        # the next step adopts (found by its exit file) or fails; it is never started twice.
-        with self.services.db.write(durable=False) as session:
-            trial = Trial(
-                job_id=job_id,
-                trial_id=trial_id,
-                trial_index=index,
-                algorithm=algo.name,
-                algorithm_index=algo_index,
-                config=config,
-                status=RUNNING,
-                start_time=now_ms,
-                rewards={},
-                reports=[],
-            )
-            session.add(trial)
-        log_path, exit_path = trial_files(folder, trial_id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        memory = plan.get("memory_mb")
-        trial_plan = {**plan, "memory_mb": max(256, memory // search.parallelism) if memory else None}
-        spec = launch_spec(
-            trial_plan,
-            folder,
-            overrides=proposed,
-            log_path=log_path,
-            exit_path=exit_path,
-            output_subfolder=f"trials/{trial_id}",
+        writes.inserts.append(
+            {
+                "job_id": job_id,
+                "trial_id": trial_id,
+                "trial_index": index,
+                "algorithm": algo.name,
+                "algorithm_index": algo_index,
+                "config": config,
+                "status": RUNNING,
+                "pid": None,
+                "process_start_time": None,
+                "start_time": to_ms(self.services.clock.now()),
+                "end_time": 0,
+                "exit_code": None,
+                "rewards": {},
+                "reports": [],
+                "early_stopped": False,
+                "message": "",
+            }
         )
-        handle = self.executor.launch(spec)
-        with self.services.db.write(durable=False) as session:
-            row = session.get_one(Trial, (job_id, trial_id))
-            row.pid, row.process_start_time = handle.pid, handle.start_time
-            trial = row
-        return trial
+        running = _Running(trial_id, index, config, None)
+        state.running[trial_id] = running
+        state.statuses.append(RUNNING)
+        state.observations.append(None)
+        return running, proposed
+
+    def _launch(
+        self, job_id: str, state: _SearchState, folder: JobDir, starting: list[tuple[_Running, dict[str, Any]]]
+    ) -> None:
+        failed = _Writes()
+        for running, proposed in starting:
+            log_path, exit_path = trial_files(folder, running.trial_id)
+            spec = launch_spec(
+                state.trial_plan,
+                folder,
+                overrides=proposed,
+                log_path=log_path,
+                exit_path=exit_path,
+                output_subfolder=f"trials/{running.trial_id}",
+            )
+            try:
+                # Trials are many and short: the executor may fork them from a launcher, much cheaper.
+                running.handle = self.executor.launch(replace(spec, via_launcher=True))
+            except OSError as exc:
+                # It did not start (or, should the launcher have died mid-request, its process is not known):
+                # the trial fails, the search goes on, and it is never started a second time.
+                failure = f"it could not be started: {exc}"
+                self._settle(job_id, state, running, folder, failed, exit_code=None, failure=failure)
+                continue
+            state.unsaved_pids.append(running)
+        failed.commit(self.services)
 
     # --- the median stopping rule ----------------------------------------------------------------
 
     MEDIAN_MIN_PEERS = 3  # too few earlier trials make a median that says nothing
 
-    def _median_stopping(self, search: Search, trials: list[Trial], folder: JobDir) -> None:
+    def _median_stopping(self, job_id: str, state: _SearchState, folder: JobDir, writes: _Writes) -> None:
         """Stop a running trial whose best reward after k reports is worse than the median of what the
         earlier trials had reached after k reports (the rule of Google Vizier and Ray Tune)."""
-        curves: dict[str, list[float]] = {}
-        for trial in trials:
-            reports = (
-                trial.reports
-                if trial.status != RUNNING
-                else reports_from_log(search, read_log(trial_files(folder, trial.trial_id)[0]))
-            )
-            curves[trial.trial_id] = search.best_so_far(list(reports or []))
-        for trial in trials:
-            curve = curves[trial.trial_id]
-            if trial.status != RUNNING or trial.early_stopped or not curve:
+        search = state.search
+        curves = dict(state.curves)
+        for running in state.running.values():
+            log_text = read_log(trial_files(folder, running.trial_id)[0])
+            curves[running.trial_id] = (running.index, search.best_so_far(reports_from_log(search, log_text)))
+        for running in sorted(state.running.values(), key=lambda r: r.index):
+            curve = curves[running.trial_id][1]
+            if running.early_stopped or not curve:
                 continue
             k = len(curve)
-            peers = [
-                curves[other.trial_id][k - 1]
-                for other in trials
-                if other.trial_index < trial.trial_index and len(curves[other.trial_id]) >= k
-            ]
+            peers = [other[k - 1] for index, other in curves.values() if index < running.index and len(other) >= k]
             if len(peers) < self.MEDIAN_MIN_PEERS:
                 continue
             median = statistics.median(peers)
@@ -267,45 +384,56 @@ class Tuner:
                     f"stopped by the median stopping rule: best {search.rewards[0].name} {curve[-1]:g} after {k} "
                     f"reports is worse than the median {median:g} of {len(peers)} earlier trials"
                 )
-                with self.services.db.write(durable=False) as session:
-                    row = session.get_one(Trial, (trial.job_id, trial.trial_id))
-                    row.early_stopped, row.message = True, reason
-                    now_ms = to_ms(self.services.clock.now())
-                    add_event(session, trial.job_id, now_ms, f"Trial {trial.trial_id} {reason}.")
-                trial.early_stopped = True
+                writes.update(job_id, running.trial_id, early_stopped=True, message=reason)
+                writes.events.append((job_id, f"Trial {running.trial_id} {reason}."))
+                running.early_stopped = True
+                self._stop(running)
 
     # --- watching --------------------------------------------------------------------------------
 
-    def _watch(self, search: Search, trial: Trial, folder: JobDir, stopping: bool) -> Trial | None:
-        """The trial as settled, if it ended; None while it runs."""
-        _, exit_path = trial_files(folder, trial.trial_id)
-        if trial.pid is None or trial.process_start_time is None:
+    def _watch(
+        self, job_id: str, state: _SearchState, running: _Running, folder: JobDir, stopping: bool, writes: _Writes
+    ) -> None:
+        """Settle the trial if it ended; stop it if asked to."""
+        _, exit_path = trial_files(folder, running.trial_id)
+        handle = running.handle
+        if handle is None:
             found = self.executor.find(exit_path)
             if found is None and not exit_path.exists():
-                return self._settle(
-                    search, trial, folder, exit_code=None, failure="the server restarted while starting it"
-                )
-            handle = found or ProcessHandle(0, 0.0)
+                lost = "the server restarted while starting it"
+                self._settle(job_id, state, running, folder, writes, exit_code=None, failure=lost)
+                return
             if found is not None:
-                with self.services.db.write(durable=False) as session:
-                    row = session.get_one(Trial, (trial.job_id, trial.trial_id))
-                    row.pid, row.process_start_time = found.pid, found.start_time
-        else:
-            handle = ProcessHandle(trial.pid, trial.process_start_time)
+                running.handle = handle = found
+                writes.update(job_id, running.trial_id, pid=found.pid, process_start_time=found.start_time)
+            else:
+                handle = ProcessHandle(0, 0.0)
         outcome = self.executor.outcome(handle, exit_path)
         if outcome is not None:
             failure = None if not outcome.lost else "its processes ended without an exit code"
-            return self._settle(search, trial, folder, exit_code=outcome.exit_code, failure=failure)
-        key = (trial.job_id, trial.trial_id)
-        if (stopping or trial.early_stopped) and key not in self._terminated:
-            self.executor.terminate(handle)
-            self._terminated.add(key)
-        return None
+            self._settle(job_id, state, running, folder, writes, exit_code=outcome.exit_code, failure=failure)
+            return
+        if stopping or running.early_stopped:
+            self._stop(running)
+
+    def _stop(self, running: _Running) -> None:
+        if running.handle is not None and not running.terminated:
+            self.executor.terminate(running.handle)
+            running.terminated = True
 
     def _settle(
-        self, search: Search, trial: Trial, folder: JobDir, *, exit_code: int | None, failure: str | None
-    ) -> Trial:
-        log_path, _ = trial_files(folder, trial.trial_id)
+        self,
+        job_id: str,
+        state: _SearchState,
+        running: _Running,
+        folder: JobDir,
+        writes: _Writes,
+        *,
+        exit_code: int | None,
+        failure: str | None,
+    ) -> None:
+        search = state.search
+        log_path, _ = trial_files(folder, running.trial_id)
         text = read_log(log_path)
         reports = reports_from_log(search, text)
         rewards: dict[str, float] = {}
@@ -313,25 +441,58 @@ class Tuner:
             rewards.update(report)
         primary = search.rewards[0]
         tail = "\n".join(text.splitlines()[-10:])
-        with self.services.db.write(durable=False) as session:
-            row = session.get_one(Trial, (trial.job_id, trial.trial_id))
-            row.exit_code = exit_code
-            row.end_time = to_ms(self.services.clock.now())
-            row.rewards = rewards
-            row.reports = reports
-            if row.early_stopped:
-                row.status = TERMINATED
-            elif failure is not None:
-                row.status, row.message = ERROR, f"{failure}\n{tail}".strip()
-            elif primary.name not in rewards:
-                row.status = ERROR
-                row.message = f"no metric matched {primary.regex!r} for {primary.name}\n{tail}".strip()
-            elif exit_code != 0:
-                row.status, row.message = ERROR, f"exit code {exit_code}\n{tail}".strip()
-            else:
-                row.status = TERMINATED
-        self._terminated.discard((trial.job_id, trial.trial_id))
-        return row
+        values: dict[str, Any] = {
+            "exit_code": exit_code,
+            "end_time": to_ms(self.services.clock.now()),
+            "rewards": rewards,
+            "reports": reports,
+        }
+        if running.early_stopped:
+            values["status"] = TERMINATED
+        elif failure is not None:
+            values["status"], values["message"] = ERROR, f"{failure}\n{tail}".strip()
+        elif primary.name not in rewards:
+            values["status"] = ERROR
+            values["message"] = f"no metric matched {primary.regex!r} for {primary.name}\n{tail}".strip()
+        elif exit_code != 0:
+            values["status"], values["message"] = ERROR, f"exit code {exit_code}\n{tail}".strip()
+        else:
+            values["status"] = TERMINATED
+        writes.update(job_id, running.trial_id, **values)
+        del state.running[running.trial_id]
+        self._remember_end(state, running.trial_id, running.index, values["status"], running.config, rewards, reports)
+
+
+class _Writes:
+    """What one pass writes, committed together in one transaction.
+
+    As plain SQL statements (SQLAlchemy Core) rather than through the ORM's unit of work: a pass writes a
+    few known rows, and the ORM's bookkeeping would double the cost of the transaction.
+    """
+
+    def __init__(self) -> None:
+        self.inserts: list[dict[str, Any]] = []
+        self.updates: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events: list[tuple[str, str]] = []
+
+    def update(self, job_id: str, trial_id: str, **values: Any) -> None:
+        self.updates.setdefault((job_id, trial_id), {}).update(values)
+
+    def commit(self, services: Services) -> None:
+        if not (self.inserts or self.updates or self.events):
+            return
+        with services.db.write(durable=False) as session:
+            connection = session.connection()
+            if self.inserts:
+                connection.execute(insert(Trial), self.inserts)
+            for (job_id, trial_id), values in self.updates.items():
+                connection.execute(
+                    update(Trial).where(Trial.job_id == job_id, Trial.trial_id == trial_id).values(values)
+                )
+            now_ms = to_ms(services.clock.now())
+            for job_id, message in self.events:
+                add_event(session, job_id, now_ms, message)
+        self.inserts, self.updates, self.events = [], {}, []
 
 
 def _params_of(config: dict[str, Any], search: Search) -> dict[str, Any]:

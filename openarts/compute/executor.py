@@ -25,6 +25,10 @@ class LaunchSpec:
     memory_limit_mb: int | None = None
     # CUDA_VISIBLE_DEVICES: None leaves it unset (every GPU visible), [] hides them all.
     gpus: list[int] | None = None
+    # One of many short processes (a search's trials): a backend may start it a cheaper way (the local
+    # one forks it from a long-lived launcher) with the same guarantees. Where the backend has no such
+    # way, it is ignored.
+    via_launcher: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,11 @@ class Executor(Protocol):
 
     def find(self, exit_path: Path) -> ProcessHandle | None:
         """The live process recording into ``exit_path``: a job whose handle a crash kept from being saved."""
+        ...
+
+    def warm_up(self) -> None:
+        """A hint that launches with ``via_launcher`` are coming (a search starts): a backend may get ready
+        for them in the background. Returns at once; doing nothing is a valid implementation."""
         ...
 
 

@@ -9,24 +9,35 @@ A job must outlive the server, even a ``kill -9`` of it, and be found again afte
 - the exit code is read from the runner's exit file, since a restarted server cannot ``wait()`` for a
   process it did not start. Runners this server did start are its children and are reaped here, so no
   zombie accumulates.
+
+A spec with ``via_launcher`` (the trials of a search: many short processes) gets the same runner forked
+by this executor's launcher (``runner.py --launcher``, started on first use) instead of a new
+interpreter: a millisecond instead of tens. The launcher reaps those runners and reports each exit, and
+writes ``EXIT_FILE.pid`` by which ``find`` recognises one after a crash (its command line is the
+launcher's). Where the launcher cannot run (no pidfd), the runner is started as usual.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
+import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from openarts.compute.executor import (
+    BASE_LANG,
     LaunchSpec,
     Outcome,
     ProcessHandle,
@@ -34,16 +45,28 @@ from openarts.compute.executor import (
     job_environment,
     read_exit_record,
 )
+from openarts.compute.runner import PID_FILE_SUFFIX
 
-# Started under -I (isolated: the job's folder is not on sys.path; see runner.py). The module name on the
-# command line is also how ``find`` recognises a runner.
-# The runner is started as a file (see runner.py for why): its path marks a job's processes.
+log = logging.getLogger(__name__)
+
+# The runner's path is on every runner's command line: it is how ``find`` (and people, with ps) recognise
+# a job's processes. It runs under -I -S (isolated: the job's folder is not on sys.path; see runner.py),
+# from its cached bytecode: BOOTSTRAP appends the runner's folder to sys.path (after the standard library,
+# so nothing there is shadowed) and imports it, where running the file would compile it on every start.
 RUNNER_PATH = str(Path(__file__).with_name("runner.py"))
+RUNNER_BOOTSTRAP = (
+    "import sys;sys.path.append(sys.argv[1].rpartition('/')[0]);import runner;sys.exit(runner.main(sys.argv[2:]))"
+)
+RUNNER_ARGV = [sys.executable, "-I", "-S", "-c", RUNNER_BOOTSTRAP, RUNNER_PATH]
 # psutil's start time adds the boot time, which moves a little when the wall clock is adjusted (NTP).
 # Two processes with one pid cannot start within this window of each other in practice.
 _START_TIME_TOLERANCE_S = 1.0
 # How long ``outcome`` waits for a runner that has recorded its exit code to be gone.
 _EXIT_GRACE_S = 2.0
+# How long a launcher may take to start, and to answer one request (it forks: milliseconds).
+_LAUNCHER_START_S = 30.0
+_LAUNCHER_ANSWER_S = 30.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class LocalExecutor:
@@ -56,6 +79,14 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # runners started by this process
         self._cpu_samples: dict[ProcessHandle, dict[int, psutil.Process]] = {}
+        self._launcher_lock = threading.Lock()  # one request at a time; also guards the slot
+        self._slot = _LauncherSlot()
+        weakref.finalize(self, self._slot.close)  # an executor dropped lets its launcher go
+
+    def close(self) -> None:
+        """Let the launcher go, if one was started (its runners carry on). The executor stays usable."""
+        with self._launcher_lock:
+            self._slot.close()
 
     # --- starting ---------------------------------------------------------------------------------------
 
@@ -70,12 +101,16 @@ class LocalExecutor:
         spec.exit_path.parent.mkdir(parents=True, exist_ok=True)
         # A launch owns its exit file: one left by an earlier attempt would end this one at once.
         spec.exit_path.unlink(missing_ok=True)
-        argv = [sys.executable, "-I", "-S", RUNNER_PATH, "--exit-file", str(spec.exit_path)]
-        if spec.memory_limit_mb is not None:
-            argv += ["--memory-mb", str(spec.memory_limit_mb)]
-        argv += ["--", *spec.argv]
+        _pid_file(spec.exit_path).unlink(missing_ok=True)
+        # Created here whichever way the runner starts, so that the log exists once launch returns.
         log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
+            if spec.via_launcher and (forked := self._launch_via_launcher(spec, env)) is not None:
+                return forked
+            argv = [*RUNNER_ARGV, "--exit-file", str(spec.exit_path)]
+            if spec.memory_limit_mb is not None:
+                argv += ["--memory-mb", str(spec.memory_limit_mb)]
+            argv += ["--", *spec.argv]
             process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
                 argv,
                 cwd=spec.cwd,
@@ -100,6 +135,56 @@ class LocalExecutor:
         process.wait()
         if self._on_exit is not None:
             self._on_exit()
+
+    def warm_up(self) -> None:
+        """Start the launcher now, in the background, if launches ``via_launcher`` are to come."""
+        with self._launcher_lock:
+            self._ready_launcher()
+
+    def _ready_launcher(self) -> _Launcher | None:
+        """The launcher, started if need be (the caller holds the launcher lock); None if it cannot run."""
+        slot = self._slot
+        if slot.unsupported:
+            return None
+        if slot.launcher is None or not slot.launcher.alive:
+            try:
+                slot.launcher = _Launcher(self._on_exit)
+            except OSError as exc:
+                log.warning("runners are started one by one: the launcher cannot start (%s)", exc)
+                slot.unsupported = True
+                return None
+        return slot.launcher
+
+    def _launch_via_launcher(self, spec: LaunchSpec, env: dict[str, str]) -> ProcessHandle | None:
+        """The runner forked by the launcher; None when no launcher took the request (nothing started)."""
+        request: dict[str, object] = {
+            "argv": spec.argv,
+            "cwd": str(spec.cwd),
+            "env": env,
+            "log": str(spec.log_path),
+            "exit": str(spec.exit_path),
+            "memory_mb": spec.memory_limit_mb,
+        }
+        with self._launcher_lock:
+            launcher = self._ready_launcher()
+            if launcher is None:
+                return None
+            try:
+                pid, ticks = launcher.start(request)
+            except _LauncherUnsupportedError as exc:
+                log.warning("runners are started one by one: the launcher cannot run (%s)", exc)
+                self._slot.unsupported = True
+                return None
+            except _LauncherUnavailableError:
+                return None  # it was gone before it read the request, or refused it: start the runner as usual
+            except OSError:
+                # It went, or hung, while starting the runner: whether the runner exists, its pid file says.
+                self._slot.close()
+                found = _from_pid_file(spec.exit_path)
+                if found is None:
+                    raise
+                return found
+        return ProcessHandle(pid=pid, start_time=_start_time(ticks))
 
     # --- watching ---------------------------------------------------------------------------------------
 
@@ -175,6 +260,9 @@ class LocalExecutor:
         started twice.
         """
         self._reap()
+        forked = _from_pid_file(exit_path)  # a runner forked by a launcher (the cheap check first)
+        if forked is not None:
+            return forked
         wanted = str(exit_path)
         for process in psutil.process_iter(["cmdline", "create_time"]):
             cmdline = process.info.get("cmdline") or []
@@ -213,11 +301,150 @@ class LocalExecutor:
             return
         deadline = time.monotonic() + _EXIT_GRACE_S
         while _same_process_running(handle) and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(0.002)  # it exits right after its rename: short naps, since a search waits on it
 
     def _forget_samples(self, handle: ProcessHandle) -> None:
         with self._lock:
             self._cpu_samples.pop(handle, None)
+
+
+class _LauncherUnavailableError(Exception):
+    """The launcher did not take the request: nothing was started."""
+
+
+class _LauncherUnsupportedError(_LauncherUnavailableError):
+    """The launcher cannot run here (no pidfd): nothing was started, and nothing will be."""
+
+
+class _LauncherSlot:
+    """An executor's launcher, kept apart from the executor so that a finalizer can close it."""
+
+    def __init__(self) -> None:
+        self.launcher: _Launcher | None = None
+        self.unsupported = False  # it cannot run here: runners are started one by one
+
+    def close(self) -> None:
+        launcher, self.launcher = self.launcher, None
+        if launcher is not None:
+            launcher.close()
+
+
+class _Launcher:
+    """The server's end of one launcher process (see runner.py): requests in; pids and exits out.
+
+    Requests go one at a time (the caller holds a lock) and each gets one answer, in order. A reader
+    thread sorts the launcher's lines: answers go to the waiting request, exit reports to ``on_exit``.
+    Starting one returns at once; the first request waits for it to say it is ready.
+    """
+
+    def __init__(self, on_exit: Callable[[], None] | None) -> None:
+        self._on_exit = on_exit
+        self._answers: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._ready = False
+        self._process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
+            [*RUNNER_ARGV, "--launcher"],
+            cwd="/",  # holds no job's folder
+            env={"LANG": BASE_LANG, "PATH": os.defpath},  # each runner gets its own job's environment
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # like a runner: survives the server, no signal meant for it arrives
+            close_fds=True,
+        )
+        self.alive = True
+        self._reader = threading.Thread(target=self._read, name="runner-launcher", daemon=True)
+        self._reader.start()
+
+    def start(self, request: dict[str, object]) -> tuple[int, int]:
+        """The forked runner's pid and start time in clock ticks.
+
+        Raises ``_LauncherUnavailableError`` when the launcher did not take the request (nothing was
+        started), and ``OSError`` when it took it but did not answer: the runner may exist.
+        """
+        if not self._ready:
+            self._ready = self._answer(_LAUNCHER_START_S) == "ready"
+            if not self._ready:
+                self.close()
+                raise _LauncherUnsupportedError("it did not start")
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(json.dumps(request).encode() + b"\n")
+            stdin.flush()
+        except (OSError, ValueError) as exc:
+            self.alive = False
+            raise _LauncherUnavailableError(str(exc)) from exc
+        answer = self._answer(_LAUNCHER_ANSWER_S)
+        if answer is None:
+            self.alive = False
+            raise OSError("the launcher did not answer")
+        kind, _, rest = answer.partition(" ")
+        if kind == "started":
+            pid, ticks = rest.split()
+            return int(pid), int(ticks)
+        message = json.loads(rest) if kind == "failed" else answer
+        raise _LauncherUnavailableError(f"the launcher could not start it: {message}")
+
+    def _answer(self, timeout: float) -> str | None:
+        try:
+            return self._answers.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        """End the launcher (EOF on its stdin); the runners it forked carry on."""
+        self.alive = False
+        with contextlib.suppress(OSError, ValueError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+
+    def _read(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        for raw in stdout:
+            line = raw.decode(errors="replace").strip()
+            if line.startswith("exited "):
+                self._notify()
+            else:
+                self._answers.put(line)
+        self.alive = False
+        self._answers.put(None)
+        self._process.wait()  # reaped: the launcher is this server's child
+        self._notify()  # its runners' exits are no longer reported: let the controller look
+
+    def _notify(self) -> None:
+        if self._on_exit is None:
+            return
+        try:
+            self._on_exit()
+        except Exception:  # this thread must go on sorting answers, whatever the callback does
+            log.exception("the launcher's exit callback failed")
+
+
+def _pid_file(exit_path: Path) -> Path:
+    return exit_path.with_name(exit_path.name + PID_FILE_SUFFIX)
+
+
+def _start_time(ticks: int) -> float:
+    """psutil's create_time() of a process that started ``ticks`` clock ticks after boot."""
+    return ticks / _CLOCK_TICKS + psutil.boot_time()
+
+
+def _from_pid_file(exit_path: Path) -> ProcessHandle | None:
+    """The live runner named by the pid file a launcher wrote next to ``exit_path``, if any.
+
+    The file gives the pid and the start time in clock ticks; the process must match both exactly (a
+    reused pid would have started later) and not be a zombie.
+    """
+    try:
+        pid_text, ticks_text = _pid_file(exit_path).read_text().split()
+        pid, ticks = int(pid_text), int(ticks_text)
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            fields = stat_file.read().rpartition(b")")[2].split()
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 20 or fields[0] == b"Z" or int(fields[19]) != ticks:
+        return None
+    return ProcessHandle(pid=pid, start_time=_start_time(ticks))
 
 
 def _same_process_running(handle: ProcessHandle) -> bool:

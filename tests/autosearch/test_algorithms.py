@@ -10,6 +10,8 @@ import functools
 import json
 import math
 import statistics
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -445,3 +447,93 @@ def test_gaussian_process_searches_stay_small() -> None:
         parse_algo_configs([{"name": "bayes_opt_search", "params": [{"key": "num_samples", "value": "201"}]}])
     assert caught.value.code == "ModelArts.2826"
     assert parse_algo_configs([{"name": "tpe_search", "params": [{"key": "num_samples", "value": "1000"}]}])
+
+
+# --- what is kept between suggestions ---------------------------------------------------------------------
+
+
+def _search_of(
+    algo: AlgoConfig, space: SearchSpace, trials: int, lag: int, fresh: bool
+) -> list[dict[str, float | str]]:
+    """A search as the tuner runs it: trial i sees trials 0 .. i-lag. ``fresh``: nothing kept between calls."""
+    history: list[Observation] = []
+    configs: list[dict[str, float | str]] = []
+    for index in range(trials):
+        if fresh:
+            algorithms.clear_caches()
+        config = suggest(algo, space, index, history[: max(0, index - lag + 1)])
+        configs.append(config)
+        history.append(Observation(config, mixed_loss(config) if space is MIXED else quadratic(config)))
+    return configs
+
+
+@pytest.mark.parametrize("name", ["anneal_search", "tpe_search"])
+def test_what_is_kept_changes_no_answer(name: str) -> None:
+    """Kept Domain and Trials give exactly what a fresh build gives: searches interleaved on one space,
+    unusable observations, a history that starts over (a restarted search), and past TPE's 25 (where it
+    starts forgetting the oldest)."""
+    extra = {"n_initial_points": 3} if name == "tpe_search" else {}
+    first, second = algo_config(name, seed=11, **extra), algo_config(name, seed=12, **extra)
+    expected = {
+        (algo.seed, space.names): _search_of(algo, space, 32, 2, fresh=True)
+        for algo in (first, second)
+        for space in (SQUARE, MIXED)
+    }
+    algorithms.clear_caches()
+    unusable = Observation({"x": 99.0, "y": 0.0}, 1.0)  # out of the space: skipped, wherever it is
+    histories: dict[int, list[Observation]] = {first.seed: [], second.seed: []}
+    for index in range(32):  # two searches on one space, one step each in turn
+        for algo in (first, second):
+            history = histories[algo.seed]
+            given = history[: max(0, index - 1)]
+            if algo is first:
+                given = [unusable, *given]
+            config = suggest(algo, SQUARE, index, given)
+            assert config == expected[(algo.seed, SQUARE.names)][index]
+            history.append(Observation(config, quadratic(config)))
+    assert _search_of(first, MIXED, 32, 2, fresh=False) == expected[(first.seed, MIXED.names)]
+    assert _search_of(first, MIXED, 32, 2, fresh=False) == expected[(first.seed, MIXED.names)]  # starts over
+    kept = histories[first.seed]
+    assert suggest(first, SQUARE, 11, kept[3:10]) == _fresh(first, SQUARE, 11, kept[3:10])
+
+
+def _fresh(algo: AlgoConfig, space: SearchSpace, index: int, history: list[Observation]) -> dict[str, float | str]:
+    algorithms.clear_caches()
+    return suggest(algo, space, index, history)
+
+
+def test_the_catalogue_loads_no_search_library_and_checks_load_it_in_the_background() -> None:
+    """Listing the catalogue must not cost the second that hyperopt and bayes_opt take to import; checking
+    a search starts loading what it will need, on a thread of its own."""
+    code = (
+        "import sys, threading\n"
+        "from openarts.autosearch import algorithms\n"
+        "algorithms.catalogue_wire()\n"
+        "algorithms.algo_config('tpe_search')\n"
+        "print(sorted(m for m in ('hyperopt', 'bayes_opt', 'sklearn', 'scipy') if m in sys.modules))\n"
+        "algorithms.parse_algo_configs([{'name': 'anneal_search'}])\n"
+        "loading = [t for t in threading.enumerate() if t.name == 'search-libraries']\n"
+        "for thread in loading:\n"
+        "    thread.join()\n"
+        "print(len(loading), 'hyperopt' in sys.modules, 'bayes_opt' in sys.modules)\n"
+        "algorithms.parse_algo_configs([{'name': 'tpe_search'}])\n"
+        "print(len([t for t in threading.enumerate() if t.name == 'search-libraries']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:3] == ["[]", "1 True False", "0"]
+
+
+def test_hyperopt_loads_without_atpe_which_still_imports_when_asked() -> None:
+    code = (
+        "import sys\n"
+        "from openarts.autosearch import algorithms\n"
+        "from openarts.autosearch.space import parse_space\n"
+        "space = parse_space([{'name': 'x', 'param_type': 'continuous', 'lower_bound': '0', 'upper_bound': '1'}])\n"
+        "algorithms.suggest(algorithms.algo_config('anneal_search'), space, 0, [])\n"
+        "print('hyperopt.atpe' in sys.modules, 'scipy.stats' in sys.modules)\n"
+        "import hyperopt\n"
+        "from hyperopt import atpe\n"
+        "print(atpe is sys.modules['hyperopt.atpe'], hasattr(atpe, 'ATPEOptimizer'), callable(hyperopt.fmin))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False", "True", "True", "True"]

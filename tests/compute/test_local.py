@@ -1,4 +1,8 @@
-"""The local executor with real processes: output, exit codes, argv safety, environment, stop, restarts."""
+"""The local executor with real processes: output, exit codes, argv safety, environment, stop, restarts.
+
+Every test runs twice: with the runner started as a process of its own, and forked by the executor's
+launcher (``LaunchSpec.via_launcher``, as search trials are): the two must behave the same.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,24 @@ from openarts.compute.executor import LaunchSpec, Outcome, ProcessHandle
 from openarts.compute.local import LocalExecutor
 
 PY = sys.executable
+VIA_LAUNCHER = False  # set by the fixture below for each run of a test
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["started", "forked"])
+def via_launcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    """Runs the test with runners started one by one, then forked by a launcher; closes the launchers."""
+    monkeypatch.setattr(sys.modules[__name__], "VIA_LAUNCHER", request.param)
+    executors: list[LocalExecutor] = []
+    original = LocalExecutor.__init__
+
+    def tracked(self: LocalExecutor, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        executors.append(self)
+
+    monkeypatch.setattr(LocalExecutor, "__init__", tracked)
+    yield request.param
+    for executor in executors:
+        executor.close()
 
 
 def spec_for(tmp_path: Path, argv: list[str], **extra: Any) -> LaunchSpec:
@@ -28,6 +50,7 @@ def spec_for(tmp_path: Path, argv: list[str], **extra: Any) -> LaunchSpec:
         env=extra.pop("env", {}),
         log_path=tmp_path / "logs" / "job.log",
         exit_path=tmp_path / "state" / "exit",
+        via_launcher=VIA_LAUNCHER,
         **extra,
     )
 
@@ -239,7 +262,8 @@ def test_survives_the_death_of_the_server(tmp_path: Path) -> None:
         "from openarts.compute.executor import LaunchSpec\n"
         "from openarts.compute.local import LocalExecutor\n"
         f"spec = LaunchSpec(argv={spec.argv!r}, cwd=Path({str(spec.cwd)!r}), env={{}},\n"
-        f"    log_path=Path({str(spec.log_path)!r}), exit_path=Path({str(spec.exit_path)!r}))\n"
+        f"    log_path=Path({str(spec.log_path)!r}), exit_path=Path({str(spec.exit_path)!r}),\n"
+        f"    via_launcher={spec.via_launcher!r})\n"
         "handle = LocalExecutor().launch(spec)\n"
         "print(json.dumps([handle.pid, handle.start_time]), flush=True)\n"
         "time.sleep(60)\n"
@@ -253,6 +277,7 @@ def test_survives_the_death_of_the_server(tmp_path: Path) -> None:
     handle = ProcessHandle(pid, start_time)
     executor = LocalExecutor()
     assert executor.is_alive(handle)
+    assert executor.find(spec.exit_path) == handle  # and found again by its exit file, as after a crash
     assert finish(executor, handle, spec).exit_code == 0
     assert "survived" in log_of(spec)
 
@@ -359,3 +384,54 @@ def test_no_zombies_are_left_behind(tmp_path: Path) -> None:
         finish(executor, handle, spec)
     zombies = [child for child in psutil.Process().children() if child.pid in {h.pid for h in handles}]
     assert zombies == []
+    wait_for(lambda: not any(_zombie(handle.pid) for handle in handles), timeout=5)  # the launcher reaps its own
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_runner_leads_its_own_session_and_group(tmp_path: Path) -> None:
+    executor = LocalExecutor()
+    spec = spec_for(tmp_path, python("import time; print('ready', flush=True); time.sleep(30)"))
+    handle = executor.launch(spec)
+    try:
+        wait_for(lambda: "ready" in log_of(spec))
+        command = _tree(handle)[1]
+        assert os.getsid(handle.pid) == os.getpgid(handle.pid) == handle.pid
+        assert os.getpgid(command.pid) == handle.pid  # the command is in the runner's group
+        assert os.getsid(handle.pid) != os.getsid(0)
+    finally:
+        executor.kill(handle)
+
+
+def test_a_stop_sent_at_once_is_not_lost(tmp_path: Path) -> None:
+    """Stopped the moment its pid is known: the runner notes it (the command never starts, or gets it)."""
+    executor = LocalExecutor()
+    for attempt in range(5):
+        spec = spec_for(tmp_path / str(attempt), python("import time; time.sleep(30)"))
+        handle = executor.launch(spec)
+        executor.terminate(handle)
+        outcome = finish(executor, handle, spec, timeout=10)
+        if VIA_LAUNCHER:  # a started runner may still be loading when the signal comes: only forked ones promise
+            assert outcome == Outcome(128 + signal.SIGTERM, False, outcome.ended_at)
+
+
+def test_the_runner_imports_only_what_is_built_in(tmp_path: Path) -> None:
+    """Every job pays for the runner's start: no os, enum (signal), typing or other module read from disk."""
+    from openarts.compute.local import RUNNER_ARGV
+
+    exit_path = tmp_path / "exit"
+    done = subprocess.run(
+        [RUNNER_ARGV[0], "-X", "importtime", *RUNNER_ARGV[1:], "--exit-file", str(exit_path), "--", "true"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "runner" in imported
+    assert not imported & {"os", "signal", "enum", "typing", "resource", "json", "select", "subprocess"}
+    assert exit_path.read_text() == "0\n"
