@@ -97,7 +97,8 @@ class JobController:
             ).all()
         for job_id, phase, delete_requested in rows:
             self._guard(job_id, self._step, job_id, phase, delete_requested)
-        self._admit()
+        if any(phase in ("Creating", "Pending") for _, phase, _ in rows):  # only a queue has anyone to admit
+            self._admit()
         return len(rows)
 
     def _guard(self, job_id: str, action: Callable[..., None], *args: object) -> None:
@@ -157,7 +158,8 @@ class JobController:
         folder = self.folder(job_id)
         try:
             if plan.get("search"):
-                prepare(plan, folder, self.store)  # the tuner starts the trials on the next steps
+                prepare(plan, folder, self.store)
+                service.wake_controller.set()  # the tuner starts the first trials on the very next pass
                 return
             spec = stage(plan, folder, self.store)
         except Exception as exc:
