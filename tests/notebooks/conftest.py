@@ -15,7 +15,7 @@ import pytest
 
 from tests.notebooks.notebook_support import kill_leftovers, stop_and_delete_all
 from tests.support.databases import fresh_database
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, own_server
 
 NOTEBOOK_CPUS = 4
 
@@ -23,18 +23,18 @@ NOTEBOOK_CPUS = 4
 @pytest.fixture(scope="session")
 def notebook_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp(f"notebook-server-{backend}")
-    with fresh_database(backend, folder) as url:
-        env = {"OPENARTS_COMPUTE_CPUS": str(NOTEBOOK_CPUS), "OPENARTS_COMPUTE_MEMORY_GB": "32"}
-        live = LiveServer(folder / "data", url, env=env)
-        live.start()
-        try:
-            yield live
-        finally:
-            try:  # no Jupyter server or kernel may outlive the tests
-                stop_and_delete_all(live.client())
-            finally:
-                live.stop()
-                kill_leftovers(live.data_dir)
+    with (
+        fresh_database(backend, folder) as url,
+        own_server(
+            url,
+            folder,
+            cpus=NOTEBOOK_CPUS,
+            memory_gb=32,
+            clean_up=lambda live: stop_and_delete_all(live.client()),  # no Jupyter server or kernel may remain
+            kill_leftovers=kill_leftovers,
+        ) as live,
+    ):
+        yield live
 
 
 @pytest.fixture(scope="session")

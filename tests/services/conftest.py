@@ -11,24 +11,24 @@ import pytest
 
 from tests.services.support import Api, delete_all_services, kill_leftovers
 from tests.support.databases import fresh_database
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, own_server
 
 
 @pytest.fixture(scope="session")
 def service_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp(f"service-server-{backend}")
-    with fresh_database(backend, folder) as url:
-        env = {"OPENARTS_COMPUTE_CPUS": "2", "OPENARTS_COMPUTE_MEMORY_GB": "16"}
-        live = LiveServer(folder / "data", url, env=env)
-        live.start()
-        try:
-            yield live
-        finally:
-            try:  # no model server may outlive the tests
-                delete_all_services(Api(live))
-            finally:
-                live.stop()
-                kill_leftovers(live.data_dir)
+    with (
+        fresh_database(backend, folder) as url,
+        own_server(
+            url,
+            folder,
+            cpus=2,
+            memory_gb=16,
+            clean_up=lambda live: delete_all_services(Api(live)),  # no model server may outlive the tests
+            kill_leftovers=kill_leftovers,
+        ) as live,
+    ):
+        yield live
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,30 @@ class LiveServer:
 
     def client(self, creds: dict[str, Any] | None = None) -> Any:
         return sdk_client(self.url, creds or self.admin)
+
+
+@contextmanager
+def own_server(
+    url: str,
+    folder: Path,
+    *,
+    cpus: int,
+    memory_gb: int,
+    clean_up: Callable[[LiveServer], object],
+    kill_leftovers: Callable[[Path], object],
+) -> Iterator[LiveServer]:
+    """A live server with a capacity pool of its own, for tests whose long-running processes (notebooks,
+    model servers) must not hold up the session server's jobs. ``clean_up`` ends that work through the API
+    before the server stops; ``kill_leftovers`` is the last resort for anything that outlived it."""
+    live = LiveServer(
+        folder / "data", url, env={"OPENARTS_COMPUTE_CPUS": str(cpus), "OPENARTS_COMPUTE_MEMORY_GB": str(memory_gb)}
+    )
+    live.start()
+    try:
+        yield live
+    finally:
+        try:
+            clean_up(live)
+        finally:
+            live.stop()
+            kill_leftovers(live.data_dir)

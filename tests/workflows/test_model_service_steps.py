@@ -30,7 +30,7 @@ from tests.services.support import (
     write_sklearn_package,
 )
 from tests.support.databases import fresh_database
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, own_server
 from tests.workflows.workflow_support import create, run, statuses, step_of, wait
 
 Unique = Callable[[str], str]
@@ -40,18 +40,18 @@ CALLER_PASSWORD = "Caller-pass-1234"
 @pytest.fixture(scope="module")
 def wf_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp(f"wf-service-server-{backend}")
-    with fresh_database(backend, folder) as url:
-        env = {"OPENARTS_COMPUTE_CPUS": "3", "OPENARTS_COMPUTE_MEMORY_GB": "32"}
-        live = LiveServer(folder / "data", url, env=env)
-        live.start()
-        try:
-            yield live
-        finally:
-            try:  # no model server may outlive the tests
-                delete_all_services(Api(live))
-            finally:
-                live.stop()
-                kill_leftovers(live.data_dir)
+    with (
+        fresh_database(backend, folder) as url,
+        own_server(
+            url,
+            folder,
+            cpus=3,
+            memory_gb=32,
+            clean_up=lambda live: delete_all_services(Api(live)),  # no model server may outlive the tests
+            kill_leftovers=kill_leftovers,
+        ) as live,
+    ):
+        yield live
 
 
 @pytest.fixture(scope="module")
