@@ -27,14 +27,16 @@ def spec_for(tmp_path: Path, argv: list[str], env: dict[str, str] | None = None)
     )
 
 
-def wait_outcome(executor: RayExecutor, handle: ProcessHandle, spec: LaunchSpec) -> Outcome:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
+def wait_outcome(
+    executor: RayExecutor, handle: ProcessHandle, spec: LaunchSpec, timeout_s: float = JOB_TIMEOUT_S
+) -> Outcome:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         outcome = executor.outcome(handle, spec.exit_path)
         if outcome is not None:
             return outcome
         time.sleep(0.2)
-    raise AssertionError(f"no outcome within {JOB_TIMEOUT_S} s; log:\n{spec.log_path.read_text()}")
+    raise AssertionError(f"no outcome within {timeout_s} s; log:\n{spec.log_path.read_text()}")
 
 
 def wait_for_log(spec: LaunchSpec, text: str, count: int = 1) -> None:
