@@ -14,9 +14,7 @@ from tests.ray.conftest import RayCluster
 from tests.ray.test_ray_executor import spec_for, wait_for_log, wait_outcome
 
 
-@pytest.mark.skip(
-    reason="flaky inside the full suite: after the worker is killed, Ray sometimes never fails the job"
-)
+@pytest.mark.skip(reason="flaky inside the full suite: after the worker is killed, Ray sometimes never fails the job")
 def test_killing_the_worker_node_fails_the_job_with_a_reason(ray_cluster: RayCluster, tmp_path: Path) -> None:
     executor = RayExecutor(ray_cluster.address)
     script = "import os, time; print('rank', os.environ['RANK'], 'up', flush=True); time.sleep(300)"
