@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from openarts.compute.engines import default_engine
 from openarts.compute.executor import Executor, LaunchSpec, ProcessHandle, log_tail
@@ -464,15 +465,17 @@ class ServiceController:
         log.info("service %s: %s", service_id, status)
 
 
-def publish_routes(services: Services) -> None:
-    """This server's routing table from the rows: every ready instance of every serving service."""
-    with services.db.read() as session:
-        rows = session.scalars(select(Service).where(Service.status.in_(service.SERVING))).all()
-        instances = session.scalars(
-            select(ServiceInstance).where(
-                ServiceInstance.service_id.in_([r.id for r in rows]), ServiceInstance.ready.is_(True)
-            )
-        ).all()
+def serving_routes(session: Session, service_ids: list[str] | None = None) -> list[Route]:
+    """Routes from the rows: every ready instance of every serving service (or of the ones named)."""
+    query = select(Service).where(Service.status.in_(service.SERVING))
+    if service_ids is not None:
+        query = query.where(Service.id.in_(service_ids))
+    rows = session.scalars(query).all()
+    instances = session.scalars(
+        select(ServiceInstance).where(
+            ServiceInstance.service_id.in_([r.id for r in rows]), ServiceInstance.ready.is_(True)
+        )
+    ).all()
     routes = []
     for row in rows:
         backends = [
@@ -488,6 +491,13 @@ def publish_routes(services: Services) -> None:
             for entry in row.config
         ]
         routes.append(Route(row.id, row.project_id, row.workspace_id, backends))
+    return routes
+
+
+def publish_routes(services: Services) -> None:
+    """This server's routing table from the rows."""
+    with services.db.read() as session:
+        routes = serving_routes(session)
     TABLE.replace(routes)
 
 

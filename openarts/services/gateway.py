@@ -29,7 +29,8 @@ from openarts.core.errors import ApiError
 from openarts.core.identity.service import Principal
 from openarts.core.services import Services, services_of
 from openarts.services import errors, upstream
-from openarts.services.routing import TABLE
+from openarts.services.controller import serving_routes
+from openarts.services.routing import TABLE, Route
 from openarts.services.tables import Service
 from openarts.workspaces.access import can_access
 from openarts.workspaces.tables import Workspace
@@ -59,8 +60,10 @@ def _may_use(services: Services, principal: Principal, project_id: str, workspac
         return workspace is not None and can_access(session, principal, workspace)
 
 
-def _why_not(services: Services, principal: Principal, service_id: str) -> ApiError:
-    """Why a service has no route: unknown (404) or not running (4203)."""
+def _route_or_why_not(services: Services, principal: Principal, service_id: str) -> Route | ApiError:
+    """For a service this server's table does not route: its route from the rows when the row is serving
+    (the table follows the rows a pass later, and a call right after ``running`` must not be refused),
+    else why not: unknown (404) or not running (4203)."""
     with services.db.read() as session:
         row = session.get(Service, service_id)
         if row is None or row.project_id != principal.project_id or row.status == "deleting":
@@ -68,6 +71,10 @@ def _why_not(services: Services, principal: Principal, service_id: str) -> ApiEr
         workspace = session.get(Workspace, (row.project_id, row.workspace_id))
         if workspace is None or not can_access(session, principal, workspace):
             return errors.not_found(service_id)
+        found = serving_routes(session, [service_id])
+    if found:
+        TABLE.put(found[0])
+        return found[0]
     return errors.unavailable(service_id)
 
 
@@ -76,7 +83,10 @@ async def _admit(request: Request, service_id: str) -> None:
     route = TABLE.get(service_id)
     services = services_of(request)
     if route is None or route.project_id != principal.project_id:
-        raise await run_in_threadpool(_why_not, services, principal, service_id)
+        found = await run_in_threadpool(_route_or_why_not, services, principal, service_id)
+        if isinstance(found, ApiError):
+            raise found
+        route = found
     key = (principal.user_id, route.project_id, route.workspace_id)
     cached = _access.get(key)
     now = time.monotonic()

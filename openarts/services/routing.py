@@ -57,6 +57,18 @@ class RoutingTable:
                         backend.next_instance, backend.current = kept.next_instance, kept.current
             self._routes = {route.service_id: route for route in routes}
 
+    def put(self, route: Route) -> None:
+        """One service's route from the rows, ahead of the next full rebuild (the gateway found the row
+        serving but this server's table not yet following it)."""
+        with self._lock:
+            old = self._routes.get(route.service_id)
+            if old is not None:
+                previous = {b.model_id: b for b in old.backends}
+                for backend in route.backends:
+                    if (kept := previous.get(backend.model_id)) is not None:
+                        backend.next_instance, backend.current = kept.next_instance, kept.current
+            self._routes = {**self._routes, route.service_id: route}
+
     def forget(self, service_id: str) -> None:
         """Stop routing to a service at once (stop or delete requested), before the controller's pass."""
         with self._lock:
