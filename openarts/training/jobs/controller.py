@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from openarts.autosearch.tuner import Tuner
@@ -24,6 +24,7 @@ from openarts.compute import claims
 from openarts.compute.capacity import Demand, admit, machine_capacity
 from openarts.compute.executor import Executor, ProcessHandle
 from openarts.core.clock import to_ms
+from openarts.core.hot_reads import HotQuery
 from openarts.core.services import Services
 from openarts.storage.store import ObjectStore
 from openarts.training.jobs import service
@@ -31,6 +32,14 @@ from openarts.training.jobs.tables import JobMetricSample, TrainingJob
 from openarts.training.jobs.workdir import JobDir, log_tail, prepare, stage, upload_outputs
 
 log = logging.getLogger(__name__)
+
+# Every pass starts with this read: a hot read, at the driver's speed (see core/hot_reads.py). The phases
+# are spelled out (not ``IN``) because a hot query cannot expand a list.
+_NEEDING_ATTENTION = HotQuery(
+    select(TrainingJob.id, TrainingJob.phase, TrainingJob.delete_requested)
+    .where(or_(*(TrainingJob.phase == phase for phase in service.ACTIVE), TrainingJob.delete_requested.is_(True)))
+    .order_by(TrainingJob.queue_seq)
+)
 
 POLL_S = 0.05
 STOP_GRACE_S = 10.0
@@ -48,6 +57,7 @@ class JobController:
         self._thread: threading.Thread | None = None
         self._terminated: set[str] = set()  # jobs sent SIGTERM in this life of the server
         self._last_sample: dict[str, float] = {}
+        self._searches: dict[str, tuple[dict[str, Any], int]] = {}  # running searches: (plan, start time)
         self.tuner = Tuner(services, executor)
 
     # --- life cycle ----------------------------------------------------------------------------
@@ -88,13 +98,7 @@ class JobController:
 
     def reconcile(self) -> int:
         """One pass over every job that needs something; how many did."""
-        db = self.services.db
-        with db.read() as session:
-            rows = session.execute(
-                select(TrainingJob.id, TrainingJob.phase, TrainingJob.delete_requested)
-                .where(TrainingJob.phase.in_(service.ACTIVE) | TrainingJob.delete_requested.is_(True))
-                .order_by(TrainingJob.queue_seq)
-            ).all()
+        rows = self.services.db.hot_rows(_NEEDING_ATTENTION, {})
         for job_id, phase, delete_requested in rows:
             self._guard(job_id, self._step, job_id, phase, delete_requested)
         if any(phase in ("Creating", "Pending") for _, phase, _ in rows):  # only a queue has anyone to admit
@@ -107,6 +111,7 @@ class JobController:
             action(*args)
         except Exception as exc:
             log.exception("training job %s: controller step failed", job_id)
+            self._searches.pop(job_id, None)
             with self.services.db.write(durable=False) as session:
                 job = session.get(TrainingJob, job_id)
                 if job is not None and job.phase in service.ACTIVE:
@@ -120,7 +125,10 @@ class JobController:
                     job.phase, job.secondary_phase = "Pending", "Queuing"
                     service.add_event(session, job.id, self._now_ms(), "Job is waiting for resources.")
         elif phase in ("Running", "Terminating"):
-            self._watch(job_id)
+            if (search := self._searches.get(job_id)) is not None:
+                self._watch_search(job_id, *search, phase)
+            else:
+                self._watch(job_id)
         elif delete_requested and phase not in service.ACTIVE:
             self._remove(job_id)
 
@@ -179,7 +187,9 @@ class JobController:
         with self.services.db.read() as session:
             job = session.get(TrainingJob, job_id)
             if job is not None and job.launch.get("search"):
-                self._watch_search(job_id, dict(job.launch), job.phase, job.start_time)
+                # A search's plan and start never change once it runs: later passes skip this read.
+                self._searches[job_id] = (dict(job.launch), job.start_time)
+                self._watch_search(job_id, dict(job.launch), job.start_time, job.phase)
                 return
             if job is None or job.pid is None or job.process_start_time is None:
                 return
@@ -219,7 +229,7 @@ class JobController:
                     session.get_one(TrainingJob, job_id).kill_sent = True
         self._sample(job_id, handle, now)
 
-    def _watch_search(self, job_id: str, plan: dict[str, Any], phase: str, start_time: int) -> None:
+    def _watch_search(self, job_id: str, plan: dict[str, Any], start_time: int, phase: str) -> None:
         now = self.services.clock.now()
         auto_stop_s = plan.get("auto_stop_s")
         if phase == "Running" and auto_stop_s and now - start_time / 1000 > auto_stop_s:
@@ -231,6 +241,7 @@ class JobController:
         end = self.tuner.step(job_id, plan, folder, stopping=phase == "Terminating")
         if end is None:
             return
+        self._searches.pop(job_id, None)
         problems = upload_outputs(plan, folder, self.store)
         with self.services.db.write(durable=False) as session:
             job = session.get_one(TrainingJob, job_id)
