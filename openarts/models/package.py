@@ -33,11 +33,15 @@ KNOWN_TYPES = (
 SERVED_TYPES = ("Scikit_Learn", "XGBoost", "PyTorch", "Custom")
 # The engine package a type needs in the model's Python, and the model files it reads.
 ENGINE_PACKAGES = {"Scikit_Learn": "sklearn", "XGBoost": "xgboost", "PyTorch": "torch"}
+# XGBoost: a joblib/pickle dump of its scikit-learn wrapper, or Booster.save_model (ModelArts' *.m,
+# JSON or UBJSON); PyTorch: torch.save / torch.jit.save (*.pt, *.pth) or torch.export.save (*.pt2).
+# The runtime's openarts_model_server.py has the same table (it imports nothing of OpenArts).
 MODEL_FILE_SUFFIXES = {
     "Scikit_Learn": (".m", ".pkl", ".joblib"),
-    "XGBoost": (".m", ".model", ".json", ".ubj"),
-    "PyTorch": (".pt", ".pth"),
+    "XGBoost": (".m", ".model", ".ubj", ".pkl", ".joblib", ".json"),
+    "PyTorch": (".pt", ".pth", ".pt2"),
 }
+NOT_MODEL_FILES = ("config.json",)  # next to an XGBoost *.json model (.json comes last: labels files are JSON too)
 SCRIPT = "customize_service.py"
 # The base classes of reference 3.3 that OpenArts' runtime provides (openarts/inference/runtime).
 BASE_CLASSES = ("XgSklServingBaseService", "PTServingBaseService", "SingleNodeService", "BaseService")
@@ -157,7 +161,12 @@ def check_model_dir(model_dir: Path, model_type: str) -> int:
     suffixes = MODEL_FILE_SUFFIXES.get(model_type)
     if suffixes is not None:
         found = next(
-            (files for suffix in suffixes if (files := sorted(p.name for p in model_dir.glob("*" + suffix)))), []
+            (
+                files
+                for suffix in suffixes
+                if (files := sorted(p.name for p in model_dir.glob("*" + suffix) if p.name not in NOT_MODEL_FILES))
+            ),
+            [],
         )
         if not found and (model_type != "PyTorch" or not script.is_file()):
             raise PackageError(

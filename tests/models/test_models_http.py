@@ -104,14 +104,6 @@ def test_bad_requests_are_400s(api: Api, unique: Callable[[str], str]) -> None:
             "ModelArts.3053",
         ),
         (
-            {"model_name": unique("m"), "model_version": "1.0.0", "source_location": source, "model_type": "XGBoost"},
-            "ModelArts.3053",
-        ),
-        (
-            {"model_name": unique("m"), "model_version": "1.0.0", "source_location": source, "model_type": "PyTorch"},
-            "ModelArts.3053",
-        ),
-        (
             {"model_name": unique("m"), "model_version": "1.0.0", "source_location": source, "model_metrics": "{x"},
             "ModelArts.3037",
         ),

@@ -271,3 +271,36 @@ def kill_leftovers(data_dir: Path) -> int:
         except psutil.Error:
             continue
     return killed
+
+
+# --- packages of any model type, and services over several models ---------------------------------------------
+
+
+def model_folder(server: LiveServer, bucket: str, prefix: str) -> Path:
+    """The (new, empty) ``model/`` folder of a package in the live server's store; ``/{bucket}/{prefix}/`` is
+    the package's source_location."""
+    folder = obs_dir(server, bucket, prefix) / "model"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def publish_all(api: Api, packages: list[tuple[str, str]], **extra: Any) -> list[str]:
+    """Models created from ``(model_name, source_location)`` pairs all at once, then waited for until each is
+    published (the controller checks them in one pass); their ids, in order."""
+    ids = [create_model(api, name, source, **extra) for name, source in packages]
+    for model_id in ids:
+        model = wait_model(api, model_id, "published", "failed")
+        assert model["model_status"] == "published", (model["model_name"], model.get("failed_reason"))
+    return ids
+
+
+def even_entries(model_ids: list[str]) -> list[dict[str, Any]]:
+    """A service config splitting calls evenly across the models (weights summing to 100), one instance each."""
+    share, rest = divmod(100, len(model_ids))
+    return [entry(model_id, share + (1 if i < rest else 0)) for i, model_id in enumerate(model_ids)]
+
+
+def calls_per_model(api: Api, service_id: str) -> dict[str, int]:
+    """Each model's invocation count, from the service's monitor."""
+    monitor = api.ok("GET", f"/v1/{{project_id}}/services/{service_id}/monitor")
+    return {m["model_id"]: int(m["invocation_times"]) for m in monitor["monitors"]}

@@ -1,7 +1,8 @@
-"""One service instance: loads a ModelArts model package and answers HTTP on 127.0.0.1.
+"""One service instance: loads a ModelArts model package and answers HTTP (on 127.0.0.1 on the server's
+machine, on the node's network on a Ray node).
 
 Started by the services controller through the compute executor, with the model's Python, as
-``python openarts_model_server.py --model-dir DIR --model-type TYPE --model-name NAME --port PORT``.
+``python openarts_model_server.py --model-dir DIR --model-type TYPE --model-name NAME [--host H] --port P``.
 It imports nothing of OpenArts: this folder (on ``sys.path`` as the script's own) provides the
 ``model_service`` base classes, the model folder provides ``customize_service.py`` and its helpers.
 
@@ -11,7 +12,10 @@ It imports nothing of OpenArts: this folder (on ``sys.path`` as the script's own
   as ``{field: {file_name: BytesIO}}``. The request is checked against the JSON schema of ``apis[0]``
   in config.json first. Errors use the runtime's envelope ``{"erno", "msg"}``: 400 for bad input
   (``PY.0101``/``MR.0101``) and for ``KeyError``/``TypeError`` in the hooks (``PY.0105``/``MR.0105``),
-  500 for any other exception.
+  500 for any other exception. NumPy arrays and torch tensors left in a result are sent as lists.
+- The model file given to Scikit_Learn/XGBoost/PyTorch classes is the one file of ``model/`` with the type's
+  suffix (``MODEL_FILE_SUFFIXES``); the default Scikit_Learn/XGBoost service loads it before ``/health``
+  answers, so a file it cannot read fails the deploy.
 
 HTTP/1.1 with keep-alive, one thread per connection: the gateway keeps a pool of connections open.
 """
@@ -42,11 +46,13 @@ XgSklServingBaseService: Any = importlib.import_module("model_service.python_mod
 PTServingBaseService: Any = importlib.import_module("model_service.pytorch_model_service").PTServingBaseService
 
 ML_TYPES = ("Scikit_Learn", "XGBoost")
+# As openarts/models/package.py's (the package check at publish); config.json is never a model file.
 MODEL_FILE_SUFFIXES = {
     "Scikit_Learn": (".m", ".pkl", ".joblib"),
-    "XGBoost": (".m", ".model", ".json", ".ubj"),
-    "PyTorch": (".pt", ".pth"),
+    "XGBoost": (".m", ".model", ".ubj", ".pkl", ".joblib", ".json"),
+    "PyTorch": (".pt", ".pth", ".pt2"),
 }
+NOT_MODEL_FILES = ("config.json",)
 MAX_BODY = 12 * 1024 * 1024
 
 
@@ -56,7 +62,9 @@ def model_file(model_dir: Path, model_type: str) -> Path | None:
     if suffixes is None:
         return None
     for suffix in suffixes:
-        found = sorted(p for p in model_dir.iterdir() if p.is_file() and p.suffix == suffix)
+        found = sorted(
+            p for p in model_dir.iterdir() if p.is_file() and p.suffix == suffix and p.name not in NOT_MODEL_FILES
+        )
         if found:
             return found[0]
     return None
@@ -85,7 +93,9 @@ def load_service(model_dir: Path, model_type: str, model_name: str) -> Any:
     script = model_dir / "customize_service.py"
     if not script.is_file():
         if model_type in ML_TYPES:
-            return XgSklServingBaseService(str(path))
+            service = XgSklServingBaseService(str(path))
+            service._load()  # before /health answers: a file it cannot read fails the deploy, not each call
+            return service
         raise RuntimeError(f"{model_type} models need model/customize_service.py")
     spec = importlib.util.spec_from_file_location("customize_service", script)
     assert spec is not None and spec.loader is not None
@@ -186,6 +196,15 @@ class Runtime:
         return 200, result
 
 
+def _jsonable(value: Any) -> Any:
+    """NumPy arrays and scalars and torch tensors in a hook's result, as JSON lists and numbers."""
+    if callable(getattr(value, "tolist", None)):
+        if callable(getattr(value, "detach", None)):
+            value = value.detach().cpu()
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _describe(exc: BaseException) -> str:
     lines = traceback.format_exception_only(type(exc), exc)
     return "".join(lines).strip()
@@ -207,7 +226,7 @@ def handler_class(runtime: Runtime) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, payload: Any) -> None:
             try:
-                data = json.dumps(payload).encode()
+                data = json.dumps(payload, default=_jsonable).encode()
             except (TypeError, ValueError) as exc:
                 status = 500
                 data = json.dumps({"erno": runtime.failed, "msg": f"The result is not JSON: {exc}"}).encode()
@@ -243,15 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--model-type", required=True)
     parser.add_argument("--model-name", default="model")
+    # 127.0.0.1 on the server's machine; on a cluster node every interface, with port 0 (any free one): the
+    # first line names the port taken, and the controller reads it from the log.
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", required=True, type=int)
     args = parser.parse_args(argv)
     model_dir: Path = args.model_dir.resolve()
     os.chdir(model_dir)
     service = load_service(model_dir, args.model_type, args.model_name)
     runtime = Runtime(service, args.model_type, request_schema(model_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_class(runtime))
+    server = ThreadingHTTPServer((args.host, args.port), handler_class(runtime))
     server.daemon_threads = True
-    print(f"model {args.model_name} ({args.model_type}) serving on 127.0.0.1:{args.port}", flush=True)
+    port = server.server_address[1]
+    print(f"model {args.model_name} ({args.model_type}) serving on {args.host}:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
