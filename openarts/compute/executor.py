@@ -14,6 +14,33 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """One copy between the object store and a job's folder (see ``Staging``)."""
+
+    name: str  # what the log calls it: "code", or the input's or output's name
+    url: str  # obs://bucket/key; a key ending in "/" names a directory
+    path: str  # a folder relative to the job's folder, "/"-separated
+
+
+@dataclass(frozen=True)
+class Staging:
+    """What a node that does not share the server's folders fetches before the command and uploads after it.
+
+    ``root`` is the job's folder, at the path the command line and environment name. A download of a
+    directory URL copies its tree into ``path``; of an object URL, the object into ``path/<name>`` (as
+    ``ObjectStore.download``). An upload copies the folder ``path``, when it exists, under ``url`` (a
+    directory). ``folders`` are made even when nothing is downloaded into them (the command's folder,
+    the output folders). Only a backend whose ``stages_remotely`` is true acts on it; otherwise the
+    server has staged the folder itself and the field is ignored.
+    """
+
+    root: Path
+    downloads: tuple[Transfer, ...] = ()
+    uploads: tuple[Transfer, ...] = ()
+    folders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     argv: list[str]  # never a shell string: each element reaches the program as one argument
     cwd: Path
@@ -29,6 +56,8 @@ class LaunchSpec:
     # one forks it from a long-lived launcher) with the same guarantees. Where the backend has no such
     # way, it is ignored.
     via_launcher: bool = False
+    # How the job's node gets code and inputs and gives back outputs, when it stages them itself.
+    staging: Staging | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,12 @@ class Usage:
 
 
 class Executor(Protocol):
+    @property
+    def stages_remotely(self) -> bool:
+        """Whether the jobs' nodes fetch code and inputs and upload outputs themselves, from the spec's
+        ``staging`` (their folders are not this machine's): then the server must not stage them."""
+        ...
+
     def launch(self, spec: LaunchSpec) -> ProcessHandle:
         """Start the command in its own process group and return at once."""
         ...
@@ -77,6 +112,11 @@ class Executor(Protocol):
 
     def find(self, exit_path: Path) -> ProcessHandle | None:
         """The live process recording into ``exit_path``: a job whose handle a crash kept from being saved."""
+        ...
+
+    def host_of(self, handle: ProcessHandle) -> str | None:
+        """The address of the machine the process runs on, as the server reaches it (a service instance
+        listens there); None while that is not known yet."""
         ...
 
     def warm_up(self) -> None:

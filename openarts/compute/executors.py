@@ -16,9 +16,10 @@ def make_executor(settings: Settings, on_exit: Callable[[], None] | None = None)
     """
     if settings.executor == "ray":
         # Imported here: Ray is an optional extra, and a local server must not pay for its import.
-        from openarts.compute.ray_executor import RayExecutor, validate_ray_settings
+        from openarts.compute.ray_executor import RayExecutor, remote_store, validate_ray_settings
 
         validate_ray_settings(settings)
         assert settings.ray_address is not None  # checked by validate_ray_settings
-        return RayExecutor(settings.ray_address, on_exit)
+        # Without a shared data folder, the nodes stage each job's folder from the S3-compatible store.
+        return RayExecutor(settings.ray_address, on_exit, store=remote_store(settings))
     return LocalExecutor(on_exit=on_exit)

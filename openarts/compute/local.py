@@ -72,6 +72,8 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class LocalExecutor:
     """Implements ``Executor`` with local processes. Thread-safe: controllers may share one instance."""
 
+    stages_remotely = False  # the jobs run in the server's own folders, which the server stages
+
     def __init__(self, on_exit: Callable[[], None] | None = None) -> None:
         """``on_exit`` is called (from a helper thread) whenever a runner this instance started exits, so a
         controller can react at once instead of on its next poll; re-adopted runners are still polled."""
@@ -191,6 +193,9 @@ class LocalExecutor:
     def is_alive(self, handle: ProcessHandle) -> bool:
         self._reap()
         return _same_process_running(handle)
+
+    def host_of(self, handle: ProcessHandle) -> str | None:
+        return "127.0.0.1"  # every process runs on this machine
 
     def outcome(self, handle: ProcessHandle, exit_path: Path) -> Outcome | None:
         record = read_exit_record(exit_path)

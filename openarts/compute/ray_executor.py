@@ -20,6 +20,11 @@ the spec's ``log_path`` as it grows and, once the job has ended, writes the exit
 read (atomically, its modification time the job's end), then calls ``on_exit``. When Ray knows no exit
 code (a lost node, a job that vanished from the cluster) the outcome is ``lost`` and Ray's reason is
 appended to the log, where the controller's failure message picks it up.
+
+Staging. Given a ``RemoteStore`` (an S3-compatible object store, and nodes that do not share the data
+folder), the executor ``stages_remotely``: each job's node fetches the code and inputs named by the spec's
+``staging`` into the job's folder and uploads its outputs afterwards (see ``ray_entry.py``), with the
+store's address and keys in the job's description. Without one, the nodes share the server's folders.
 """
 
 from __future__ import annotations
@@ -33,12 +38,21 @@ import shlex
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from openarts.compute.executor import LaunchSpec, Outcome, ProcessHandle, Usage, job_environment, read_exit_record
+from openarts.compute.executor import (
+    LaunchSpec,
+    Outcome,
+    ProcessHandle,
+    Staging,
+    Usage,
+    job_environment,
+    read_exit_record,
+)
 from openarts.config import Settings
 
 log = logging.getLogger(__name__)
@@ -75,13 +89,44 @@ class RayResources:
     nodes: int = 1
 
 
+@dataclass(frozen=True)
+class RemoteStore:
+    """How the nodes reach the S3-compatible object store to stage their jobs themselves."""
+
+    endpoint: str
+    access_key: str | None = None  # None: the node's own credentials (its environment, an instance role)
+    secret_key: str | None = None
+
+    def __repr__(self) -> str:  # never the keys in a log line
+        return f"RemoteStore(endpoint={self.endpoint!r})"
+
+
+def staging_description(staging: Staging, store: RemoteStore) -> dict[str, Any]:
+    """``staging`` as the entrypoint reads it from the job's description (JSON)."""
+    return {
+        "root": str(staging.root),
+        "downloads": [asdict(item) for item in staging.downloads],
+        "uploads": [asdict(item) for item in staging.uploads],
+        "folders": list(staging.folders),
+        "store": asdict(store),
+    }
+
+
+def remote_store(settings: Settings) -> RemoteStore | None:
+    """The store the nodes stage from, or None when they share the server's folders (or cannot)."""
+    if settings.ray_shared_fs or not settings.obs_endpoint:
+        return None
+    return RemoteStore(settings.obs_endpoint, settings.obs_access_key, settings.obs_secret_key)
+
+
 class RayExecutor:
     """Implements ``Executor`` on a Ray cluster through Ray Jobs. Thread-safe: controllers may share one.
 
     ``address`` is the cluster's dashboard HTTP address (``http://head:8265``). Token authentication is
     Ray's own: with ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN`` (or ``RAY_AUTH_TOKEN_PATH``) in the
     server's environment, every request carries the token. ``python`` is the interpreter on the nodes
-    that runs the entrypoint (by default the server's own path: a cluster built from one image).
+    that runs the entrypoint (by default the server's own path: a cluster built from one image). With
+    ``store``, the nodes stage each job's folder from that object store (``stages_remotely``).
     """
 
     def __init__(
@@ -91,8 +136,10 @@ class RayExecutor:
         *,
         python: str | None = None,
         poll_s: float = _POLL_S,
+        store: RemoteStore | None = None,
     ) -> None:
         self.address = address
+        self._store = store
         self._on_exit = on_exit
         self._python = python or sys.executable
         self._poll_s = poll_s
@@ -101,6 +148,12 @@ class RayExecutor:
         self._followers: dict[str, threading.Thread] = {}
         self._finish_locks: dict[str, threading.Lock] = {}
         self._closed = threading.Event()
+
+    @property
+    def stages_remotely(self) -> bool:
+        """Whether the nodes fetch code and inputs and upload outputs themselves (an S3-compatible store,
+        no shared data folder): then the server does not."""
+        return self._store is not None
 
     def close(self) -> None:
         """Stop following jobs (they run on); the executor must not be used afterwards."""
@@ -151,6 +204,10 @@ class RayExecutor:
             "gpus_per_node": resources.gpus,
             "memory_bytes_per_node": resources.memory_mb * 1024 * 1024 if resources.memory_mb else None,
         }
+        if self._store is not None and spec.staging is not None:
+            # The keys travel in the runtime environment like the rest: never on a command line, never
+            # to the command (see ray_entry.py), but shown by the dashboard to whoever holds its token.
+            job["staging"] = staging_description(spec.staging, self._store)
         # Ray Jobs runs its entrypoint through a shell, so the entrypoint is quoted here element by
         # element (shlex.join); it holds no user data anyway: argv and environment travel as JSON in the
         # runtime environment and reach the command as an argv list (see ray_entry.py).
@@ -216,6 +273,15 @@ class RayExecutor:
             self._client.stop_job(submission_id(handle))
 
     # --- finding after a crash --------------------------------------------------------------------------
+
+    def host_of(self, handle: ProcessHandle) -> str | None:
+        """The IP of the node running the job's driver (where a one-node job's command runs), as Ray's
+        own agent on that node advertises it."""
+        info = self._info(submission_id(handle))
+        if info is None or info is _UNREACHABLE:
+            return None
+        agent = getattr(info, "driver_agent_http_address", None)
+        return urllib.parse.urlsplit(agent).hostname if agent else None
 
     def find(self, exit_path: Path) -> ProcessHandle | None:
         registry = _read_registry(exit_path)
@@ -365,19 +431,13 @@ def validate_ray_settings(settings: Settings) -> None:
     except ImportError as exc:
         raise ValueError("OPENARTS_EXECUTOR=ray needs Ray on the server: pip install 'openarts[ray]'") from exc
     if settings.ray_shared_fs:
-        return
+        return  # the nodes read and write the jobs' folders where the server staged them
     if settings.obs_endpoint is None:
         raise ValueError(
             "OPENARTS_EXECUTOR=ray with the local object store: the Ray nodes cannot read a folder on this "
-            f"machine ({settings.obs_root}). Set OPENARTS_OBS_ENDPOINT to an S3-compatible store, or set "
+            f"machine ({settings.obs_root}). Set OPENARTS_OBS_ENDPOINT to an S3-compatible store (the nodes "
+            "then fetch code and inputs from it and upload outputs to it themselves), or set "
             "OPENARTS_RAY_SHARED_FS=1 if every node mounts the data folder "
             f"{settings.data_dir} at the same path."
         )
-    # Code, inputs and outputs are staged by the server in the job's folder under the data folder: until
-    # the nodes stage them from the object store themselves, that folder must be shared too.
-    raise ValueError(
-        "OPENARTS_EXECUTOR=ray: the job folders (code, inputs, outputs, logs) live under "
-        f"{settings.jobs_dir}, which the Ray nodes must share at the same path; staging them on the nodes "
-        "straight from the object store is not implemented yet. Mount the data folder on every node and "
-        "set OPENARTS_RAY_SHARED_FS=1."
-    )
+    # An S3-compatible store: each node stages its job's folder from it (RayExecutor.stages_remotely).

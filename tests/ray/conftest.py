@@ -173,3 +173,18 @@ def running_cluster(nodes: int = 2) -> Iterator[RayCluster]:
                 os.environ[key] = value
         _reload_ray_auth()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """An S3-compatible store for the session (moto's server on loopback), as tests/storage starts one; its
+    endpoint. Any key and secret are accepted; buckets are made by the tests."""
+    pytest.importorskip("s3fs")
+    server_module = pytest.importorskip("moto.server")
+    port = _free_port()
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

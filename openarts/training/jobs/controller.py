@@ -166,10 +166,10 @@ class JobController:
         folder = self.folder(job_id)
         try:
             if plan.get("search"):
-                prepare(plan, folder, self.store)
+                prepare(plan, folder, self.store, remote=self.executor.stages_remotely)
                 service.wake_controller.set()  # the tuner starts the first trials on the very next pass
                 return
-            spec = stage(plan, folder, self.store)
+            spec = stage(plan, folder, self.store, remote=self.executor.stages_remotely)
         except Exception as exc:
             with self.services.db.write(durable=False) as session:
                 job = session.get_one(TrainingJob, job_id)
@@ -199,7 +199,7 @@ class JobController:
         folder = self.folder(job_id)
         outcome = self.executor.outcome(handle, folder.exit_file)
         if outcome is not None:
-            problems = upload_outputs(plan, folder, self.store)
+            problems = upload_outputs(plan, folder, self.store, remote=self.executor.stages_remotely)
             with self.services.db.write(durable=False) as session:
                 job = session.get_one(TrainingJob, job_id)
                 if outcome.lost:
@@ -242,7 +242,7 @@ class JobController:
         if end is None:
             return
         self._searches.pop(job_id, None)
-        problems = upload_outputs(plan, folder, self.store)
+        problems = upload_outputs(plan, folder, self.store, remote=self.executor.stages_remotely)
         with self.services.db.write(durable=False) as session:
             job = session.get_one(TrainingJob, job_id)
             if end.succeeded:
