@@ -4,8 +4,10 @@ One thread. Each pass folds the gateway's call counts into the rows, then acts o
 in its own transactions (one bad row never stops the others), then rebuilds the routing table:
 
 - deploying / running / concerning: one instance row per instance of each config entry; each instance
-  is launched through the compute executor (the row records the port first, the process after, so a
-  crash in between never starts two) and becomes ready once ``GET /health`` answers. Deploying turns
+  is launched through the compute executor (the row records the launch first, the process after, so a
+  crash in between never starts two) and becomes ready once ``GET /health`` answers. Here the port is
+  chosen before launch; on a Ray node the instance takes a free one, logs it, and the controller reads
+  it back with the node's address (docs/operations.md, "Service instances"). Deploying turns
   running when every instance is ready (failed when one exits before, or on the deploy timeout);
   running turns concerning while an instance is down and back when it is up again. An instance whose
   process ends is launched again (its in-flight calls fail with a 5xx at the gateway).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import re
 import shutil
 import threading
 import uuid
@@ -32,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from openarts.compute.engines import default_engine
 from openarts.compute.executor import Executor, LaunchSpec, ProcessHandle, log_tail
+from openarts.compute.executors import make_executor
 from openarts.compute.local import LocalExecutor
 from openarts.core.clock import to_ms
 from openarts.core.services import Services
@@ -50,11 +54,14 @@ DEPLOY_TIMEOUT_S = 180.0
 STOP_GRACE_S = 10.0
 PROBE_TIMEOUT_S = 0.5
 LOG_TAIL_BYTES = 4096
+# The model server's first line (inference/runtime/openarts_model_server.py) names the port it listens on.
+LOG_HEAD_BYTES = 64 * 1024
+SERVING_ON = re.compile(r"serving on \S+:(\d+)")
 
 
-def probe(port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether a model server answers ``GET /health`` on the port."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def probe(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a model server answers ``GET /health`` there."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request("GET", "/health")
         return connection.getresponse().status == 200
@@ -68,6 +75,7 @@ class ServiceController:
     def __init__(self, services: Services, executor: Executor) -> None:
         self.services = services
         self.executor = executor
+        self._on_this_machine = isinstance(executor, LocalExecutor)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -125,13 +133,13 @@ class ServiceController:
 
     def _readopt(self, instance: ServiceInstance) -> None:
         if instance.pid is None or instance.process_start_time is None:
-            if instance.port is not None:  # launched by a previous life that died before recording the pid
+            if instance.launched_at is not None:  # launched by a previous life that died before recording the pid
                 found = self.executor.find(self._exit_file(instance))
                 if found is not None:
                     self._record(instance.id, pid=found.pid, process_start_time=found.start_time)
             return
         handle = ProcessHandle(instance.pid, instance.process_start_time)
-        if self.executor.is_alive(handle) and instance.port is not None and probe(instance.port, 2.0):
+        if self.executor.is_alive(handle) and instance.port is not None and probe(instance.host, instance.port, 2.0):
             self._record(instance.id, ready=True)
             log.info("service instance %s: re-adopted (pid %s, port %s)", instance.id, instance.pid, instance.port)
             return
@@ -250,7 +258,7 @@ class ServiceController:
         """Launch, watch and probe one instance; a message when it exited while deploying."""
         folder = self.folder(row.id) / instance.id
         if instance.pid is None or instance.process_start_time is None:
-            found = self.executor.find(self._exit_file(instance)) if instance.port is not None else None
+            found = self.executor.find(self._exit_file(instance)) if instance.launched_at is not None else None
             if found is not None:
                 self._record(instance.id, pid=found.pid, process_start_time=found.start_time)
             else:
@@ -276,9 +284,26 @@ class ServiceController:
             if row.status == service.DEPLOYING:  # it never came up: the package is broken, not unlucky
                 return message
             return None
-        if not instance.ready and instance.port is not None and probe(instance.port):
+        if instance.port is None:  # on a cluster node: the instance chose its port and logged it
+            address = self._address_from_log(handle, folder / "instance.log")
+            if address is None:
+                return None
+            self._record(instance.id, host=address[0], port=address[1])
+            instance.host, instance.port = address
+        if not instance.ready and probe(instance.host, instance.port):
             self._record(instance.id, ready=True)
         return None
+
+    def _address_from_log(self, handle: ProcessHandle, log_path: Path) -> tuple[str, int] | None:
+        """Where an instance on another machine listens: its node's address, and the port its log names."""
+        try:
+            with log_path.open("rb") as log_file:
+                head = log_file.read(LOG_HEAD_BYTES).decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        found = SERVING_ON.search(head)
+        host = self.executor.host_of(handle) if found else None
+        return None if found is None or host is None else (host, int(found.group(1)))
 
     def _launch(self, row: Service, instance: ServiceInstance, folder: Path) -> None:
         entry = next(e for e in row.config if e["model_id"] == instance.model_id)
@@ -289,10 +314,11 @@ class ServiceController:
         model_type, model_name = found
         package = models.package_dir(self.services.settings, instance.model_id)
         folder.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        # The port first, the process after: a crash in between leaves a row with a port and no pid, which
+        # Here the port is chosen now; on a cluster node the instance takes a free one and logs it.
+        port = free_port() if self._on_this_machine else 0
+        # The launch first, the process after: a crash in between leaves a row launched without a pid, which
         # the next pass adopts (found by its exit file) or launches; never two.
-        self._record(instance.id, port=port, launched_at=self._now_ms(), ready=False)
+        self._record(instance.id, port=port or None, launched_at=self._now_ms(), ready=False)
         python = default_engine(self.services.settings).python
         argv = [
             python,
@@ -303,6 +329,8 @@ class ServiceController:
             model_type,
             "--model-name",
             model_name,
+            "--host",
+            "127.0.0.1" if self._on_this_machine else "0.0.0.0",  # noqa: S104 - a cluster node's network
             "--port",
             str(port),
         ]
@@ -482,8 +510,8 @@ def serving_routes(session: Session, service_ids: list[str] | None = None) -> li
             Backend(
                 model_id=entry["model_id"],
                 weight=int(entry["weight"]),
-                ports=sorted(
-                    i.port
+                addresses=sorted(
+                    (i.host, i.port)
                     for i in instances
                     if i.service_id == row.id and i.model_id == entry["model_id"] and i.port is not None
                 ),
@@ -571,4 +599,9 @@ def make_route_follower(services: Services) -> RouteFollower:
 
 
 def make_controller(services: Services) -> ServiceController:
+    """Instances run on the configured executor when its nodes share the data folder (the model packages
+    live there); otherwise on this machine, where the gateway reaches them on 127.0.0.1."""
+    settings = services.settings
+    if settings.executor == "ray" and settings.ray_shared_fs:
+        return ServiceController(services, make_executor(settings, service.wake_controller.set))
     return ServiceController(services, LocalExecutor(on_exit=service.wake_controller.set))

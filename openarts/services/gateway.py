@@ -103,17 +103,17 @@ async def _forward(request: Request, service_id: str, path: str) -> Response:
     if not body:
         raise errors.empty_request()
     content_type = request.headers.get("content-type") or "application/json"
-    refused_port: int | None = None
+    refused: tuple[str, int] | None = None
     model_id = ""
     for _attempt in range(2):
-        picked = TABLE.pick(service_id, avoid=refused_port)
+        picked = TABLE.pick(service_id, avoid=refused)
         if picked is None:
             raise errors.unavailable(service_id)
-        model_id, port = picked
+        model_id, address = picked
         try:
-            answer = await _pool.post(port, path, body, content_type, TIMEOUT_S)
+            answer = await _pool.post(address, path, body, content_type, TIMEOUT_S)
         except upstream.RefusedError:
-            refused_port = port  # it never reached the instance: another one may take it
+            refused = address  # it never reached the instance: another one may take it
             continue
         except TimeoutError:
             TABLE.count(service_id, model_id, failed=True)

@@ -14,14 +14,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+Address = tuple[str, int]  # where an instance listens: (host, port); the host is 127.0.0.1 on this machine
+
 
 @dataclass
 class Backend:
-    """One model of a service: its traffic share and the ports of its ready instances."""
+    """One model of a service: its traffic share and the addresses of its ready instances."""
 
     model_id: str
     weight: int
-    ports: list[int]
+    addresses: list[Address]
     next_instance: int = 0  # round-robin position
     current: int = 0  # smooth weighted round-robin state
 
@@ -78,16 +80,16 @@ class RoutingTable:
         with self._lock:
             return self._routes.get(service_id)
 
-    def pick(self, service_id: str, avoid: int | None = None) -> tuple[str, int] | None:
-        """(model_id, port) for the next call: models by weight (smooth weighted round robin, so the
+    def pick(self, service_id: str, avoid: Address | None = None) -> tuple[str, Address] | None:
+        """(model_id, address) for the next call: models by weight (smooth weighted round robin, so the
         split is exact over every 100 calls), a model's instances in turn. None if nothing is ready."""
         with self._lock:
             route = self._routes.get(service_id)
             if route is None:
                 return None
-            live = [b for b in route.backends if b.ports and b.weight > 0]
+            live = [b for b in route.backends if b.addresses and b.weight > 0]
             if not live:
-                live = [b for b in route.backends if b.ports]  # weights of 0 everywhere: any ready model
+                live = [b for b in route.backends if b.addresses]  # weights of 0 everywhere: any ready model
                 if not live:
                     return None
             total = sum(max(b.weight, 1) for b in live)
@@ -95,13 +97,13 @@ class RoutingTable:
                 backend.current += max(backend.weight, 1)
             chosen = max(live, key=lambda b: b.current)
             chosen.current -= total
-            ports = chosen.ports
-            port = ports[chosen.next_instance % len(ports)]
+            addresses = chosen.addresses
+            address = addresses[chosen.next_instance % len(addresses)]
             chosen.next_instance += 1
-            if port == avoid and len(ports) > 1:
-                port = ports[chosen.next_instance % len(ports)]
+            if address == avoid and len(addresses) > 1:
+                address = addresses[chosen.next_instance % len(addresses)]
                 chosen.next_instance += 1
-            return chosen.model_id, port
+            return chosen.model_id, address
 
     def count(self, service_id: str, model_id: str, failed: bool) -> None:
         with self._lock:

@@ -1,8 +1,8 @@
-"""A minimal HTTP/1.1 client for the gateway's calls to model servers on 127.0.0.1.
+"""A minimal HTTP/1.1 client for the gateway's calls to model servers (on 127.0.0.1, or on Ray nodes).
 
 The model server (``openarts/inference/runtime``) always answers with ``Content-Length`` and keeps the
 connection open, so a call is one write (request line, headers and body together) and one read, on a
-pooled connection per port. General clients cost several times more per call than the model server
+pooled connection per address. General clients cost several times more per call than the model server
 needs to answer one (a tiny model predicts in well under a millisecond), and the gateway's overhead is
 what the inference benchmark judges.
 """
@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass
 
 MAX_HEADER_BYTES = 64 * 1024
-MAX_IDLE_PER_PORT = 64
+MAX_IDLE_PER_ADDRESS = 64
 
 
 class RefusedError(Exception):
@@ -35,23 +35,24 @@ _Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class Pool:
-    """Idle keep-alive connections per (event loop, port). Not thread-safe: one event loop uses it."""
+    """Idle keep-alive connections per (event loop, address). Not thread-safe: one event loop uses it."""
 
     def __init__(self) -> None:
-        self._idle: dict[tuple[int, int], list[_Connection]] = {}
+        self._idle: dict[tuple[int, str, int], list[_Connection]] = {}
 
-    async def post(self, port: int, path: str, body: bytes, content_type: str, timeout: float) -> Answer:
-        key = (id(asyncio.get_running_loop()), port)
+    async def post(self, address: tuple[str, int], path: str, body: bytes, content_type: str, timeout: float) -> Answer:
+        host, port = address
+        key = (id(asyncio.get_running_loop()), host, port)
         idle = self._idle.setdefault(key, [])
         connection = idle.pop() if idle else None
         if connection is None:
             try:
-                connection = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+                connection = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
             except (OSError, TimeoutError) as exc:
                 raise RefusedError(str(exc)) from exc
         reader, writer = connection
         head = (
-            f"POST /{path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
+            f"POST /{path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         try:
@@ -63,7 +64,7 @@ class Pool:
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             writer.close()
             raise BrokenError(str(exc)) from exc
-        if len(idle) < MAX_IDLE_PER_PORT:
+        if len(idle) < MAX_IDLE_PER_ADDRESS:
             idle.append(connection)
         else:
             writer.close()

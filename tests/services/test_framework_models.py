@@ -35,6 +35,14 @@ from tests.support.server import LiveServer
 
 BUCKET = "fw-bucket"
 TORCH_MISSING = "PyTorch models need torch (the test extra: pip install -e '.[test]')"
+
+
+@pytest.fixture(autouse=True)
+def _one_database(backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("the model runtimes, not the database, are under test here: once, on SQLite")
+
+
 # One typical flower of each iris class: every model here agrees on them.
 ROWS = [[5.0, 3.4, 1.5, 0.2], [6.5, 2.8, 4.6, 1.5], [7.2, 3.0, 6.1, 2.2]]
 

@@ -125,3 +125,21 @@ def test_crashed_instance_and_killed_server(api: Api, unique: Callable[[str], st
     after = {p.pid for p in instance_processes(api.server.data_dir)}
     assert before & after, "the instance was restarted instead of re-adopted"
     assert all(psutil.pid_exists(pid) for pid in before & after)
+
+
+def test_a_deploy_interrupted_by_kill_9_finishes_with_one_instance(
+    api: Api, unique: Callable[[str], str], cleanup: list[str]
+) -> None:
+    model_id = published_model(api, unique("m"), write_custom_package(api.server, "lc-bucket", unique("d")))
+    service_id = deploy(api, unique("svc"), [entry(model_id)])
+    cleanup.append(service_id)
+    # Killed while deploying: the row says so (the answer above was durable), whatever the controller had done.
+    assert api.server.process is not None
+    os.kill(api.server.process.pid, signal.SIGKILL)
+    api.server.process.wait()
+    api.server.start()
+    shown = wait_service(api, service_id, "running", "failed")
+    assert shown["status"] == "running", shown.get("error_msg")
+    assert api.call("POST", shown["access_address"], {"values": [5]}).json()["doubled"] == [10.0]
+    mine = [p for p in instance_processes(api.server.data_dir) if service_id[:8] in " ".join(p.cmdline())]
+    assert len(mine) == 1, [p.cmdline() for p in mine]  # adopted or launched once, never twice

@@ -126,13 +126,13 @@ def own_server(
     memory_gb: int,
     clean_up: Callable[[LiveServer], object],
     kill_leftovers: Callable[[Path], object],
+    env: dict[str, str] | None = None,
 ) -> Iterator[LiveServer]:
     """A live server with a capacity pool of its own, for tests whose long-running processes (notebooks,
     model servers) must not hold up the session server's jobs. ``clean_up`` ends that work through the API
     before the server stops; ``kill_leftovers`` is the last resort for anything that outlived it."""
-    live = LiveServer(
-        folder / "data", url, env={"OPENARTS_COMPUTE_CPUS": str(cpus), "OPENARTS_COMPUTE_MEMORY_GB": str(memory_gb)}
-    )
+    pool = {"OPENARTS_COMPUTE_CPUS": str(cpus), "OPENARTS_COMPUTE_MEMORY_GB": str(memory_gb)}
+    live = LiveServer(folder / "data", url, env={**pool, **(env or {})})
     live.start()
     try:
         yield live
