@@ -6,8 +6,8 @@ in its own transactions (one bad row never stops the others), then rebuilds the 
 - deploying / running / concerning: one instance row per instance of each config entry; each instance
   is launched through the compute executor (the row records the launch first, the process after, so a
   crash in between never starts two) and becomes ready once ``GET /health`` answers. Here the port is
-  chosen before launch; on a Ray node the instance takes a free one, logs it, and the controller reads
-  it back with the node's address (docs/operations.md, "Service instances"). Deploying turns
+  chosen before launch; on a Ray node the instance takes a free one, writes it to its (shared) folder,
+  and the controller reads it back with the node's address (docs/operations.md, "Service instances"). Deploying turns
   running when every instance is ready (failed when one exits before, or on the deploy timeout);
   running turns concerning while an instance is down and back when it is up again. An instance whose
   process ends is launched again (its in-flight calls fail with a 5xx at the gateway).
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import re
 import shutil
 import threading
 import uuid
@@ -54,9 +53,6 @@ DEPLOY_TIMEOUT_S = 180.0
 STOP_GRACE_S = 10.0
 PROBE_TIMEOUT_S = 0.5
 LOG_TAIL_BYTES = 4096
-# The model server's first line (inference/runtime/openarts_model_server.py) names the port it listens on.
-LOG_HEAD_BYTES = 64 * 1024
-SERVING_ON = re.compile(r"serving on \S+:(\d+)")
 
 
 def probe(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
@@ -284,8 +280,8 @@ class ServiceController:
             if row.status == service.DEPLOYING:  # it never came up: the package is broken, not unlucky
                 return message
             return None
-        if instance.port is None:  # on a cluster node: the instance chose its port and logged it
-            address = self._address_from_log(handle, folder / "instance.log")
+        if instance.port is None:  # on a cluster node: the instance chose its port and wrote it down
+            address = self._reported_address(handle, folder / "port")
             if address is None:
                 return None
             self._record(instance.id, host=address[0], port=address[1])
@@ -294,16 +290,15 @@ class ServiceController:
             self._record(instance.id, ready=True)
         return None
 
-    def _address_from_log(self, handle: ProcessHandle, log_path: Path) -> tuple[str, int] | None:
-        """Where an instance on another machine listens: its node's address, and the port its log names."""
+    def _reported_address(self, handle: ProcessHandle, port_file: Path) -> tuple[str, int] | None:
+        """Where an instance on another machine listens: its node's address, and the port it wrote (the
+        instance folder is shared: services run on Ray only with OPENARTS_RAY_SHARED_FS)."""
         try:
-            with log_path.open("rb") as log_file:
-                head = log_file.read(LOG_HEAD_BYTES).decode("utf-8", errors="replace")
-        except FileNotFoundError:
+            port = int(port_file.read_text())
+        except (OSError, ValueError):
             return None
-        found = SERVING_ON.search(head)
-        host = self.executor.host_of(handle) if found else None
-        return None if found is None or host is None else (host, int(found.group(1)))
+        host = self.executor.host_of(handle)
+        return None if host is None else (host, port)
 
     def _launch(self, row: Service, instance: ServiceInstance, folder: Path) -> None:
         entry = next(e for e in row.config if e["model_id"] == instance.model_id)
@@ -316,6 +311,7 @@ class ServiceController:
         folder.mkdir(parents=True, exist_ok=True)
         # Here the port is chosen now; on a cluster node the instance takes a free one and logs it.
         port = free_port() if self._on_this_machine else 0
+        (folder / "port").unlink(missing_ok=True)  # a previous life's port, which the new one must not be taken for
         # The launch first, the process after: a crash in between leaves a row launched without a pid, which
         # the next pass adopts (found by its exit file) or launches; never two.
         self._record(instance.id, port=port or None, launched_at=self._now_ms(), ready=False)
@@ -333,6 +329,8 @@ class ServiceController:
             "127.0.0.1" if self._on_this_machine else "0.0.0.0",  # noqa: S104 - a cluster node's network
             "--port",
             str(port),
+            "--port-file",
+            str(folder / "port"),
         ]
         env = {**entry.get("envs", {}), "MODEL_NAME": model_name, "SERVICE_ID": row.id}
         spec = LaunchSpec(

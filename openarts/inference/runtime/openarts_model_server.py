@@ -262,10 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--model-type", required=True)
     parser.add_argument("--model-name", default="model")
-    # 127.0.0.1 on the server's machine; on a cluster node every interface, with port 0 (any free one): the
-    # first line names the port taken, and the controller reads it from the log.
+    # 127.0.0.1 on the server's machine; on a cluster node every interface, with port 0 (any free one),
+    # written to --port-file once bound, where the controller reads it.
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--port-file", type=Path)
     args = parser.parse_args(argv)
     model_dir: Path = args.model_dir.resolve()
     os.chdir(model_dir)
@@ -274,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadingHTTPServer((args.host, args.port), handler_class(runtime))
     server.daemon_threads = True
     port = server.server_address[1]
+    if args.port_file is not None:  # written whole, then renamed: a reader never sees half a number
+        partial = args.port_file.with_name(args.port_file.name + ".partial")
+        partial.write_text(str(port))
+        partial.replace(args.port_file)
     print(f"model {args.model_name} ({args.model_type}) serving on {args.host}:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
