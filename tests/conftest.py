@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from openarts.core.clock import FakeClock
 from openarts.core.db import Database
 from openarts.core.identity import service as identity
 from tests.support.databases import BACKENDS, fresh_database
+from tests.support.executors import on_ray, started_ray_cluster
 from tests.support.server import LiveServer
 from tests.support.signing import sign
 
@@ -30,8 +32,42 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One live server per backend for the whole session; tests keep to their own workspaces."""
+def server_ray_address() -> Iterator[str]:
+    """With ``OPENARTS_TEST_EXECUTOR=ray``: a Ray cluster on this machine, token authentication on, for the
+    session servers' jobs (one for the session, whatever the backends); its dashboard address.
+
+    One node: on a second node of the same machine, Ray's dashboard agent attaches to the head node (Ray
+    prefers the head among a host's raylets) and serves the head's copy of a job's driver log, so a job whose
+    driver ran there would show only Ray's first line. Jobs over several nodes are tests/ray's business."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as missing:  # asked for Ray: a run that skipped everything would prove nothing
+        raise RuntimeError("OPENARTS_TEST_EXECUTOR=ray needs Ray: pip install -e '.[ray]'") from missing
+    with started_ray_cluster(nodes=1) as cluster:
+        yield cluster.address
+
+
+def _executor_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The session server's executor settings: none for the local executor (the default)."""
+    if not on_ray():
+        return {}
+    address: str = request.getfixturevalue("server_ray_address")
+    return {
+        "OPENARTS_EXECUTOR": "ray",
+        "OPENARTS_RAY_ADDRESS": address,
+        "OPENARTS_RAY_SHARED_FS": "1",  # one machine: the nodes see the server's data folder
+        # The cluster's token, as an operator would hand it to the server (running_cluster set it here).
+        **{key: os.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in os.environ},
+    }
+
+
+@pytest.fixture(scope="session")
+def server(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
+    """One live server per backend for the whole session; tests keep to their own workspaces. Its jobs run
+    as local processes, or on a Ray cluster with ``OPENARTS_TEST_EXECUTOR=ray`` (tests/support/executors.py)."""
+    executor_env = _executor_env(request)
     folder = tmp_path_factory.mktemp(f"server-{backend}")
     with fresh_database(backend, folder) as url:
         # Two CPUs for jobs whatever the machine: a 2u job at a time, so queueing is deterministic.
@@ -41,6 +77,7 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
             "OPENARTS_COMPUTE_MEMORY_GB": "32",
             # A topic for workflow subscriptions; nothing listens there (deliveries are recorded as failed).
             "OPENARTS_WORKFLOW_WEBHOOKS": json.dumps({TEST_TOPIC: "http://127.0.0.1:9/workflow-events"}),
+            **executor_env,
         }
         live = LiveServer(folder / "data", url, env=env)
         live.start()

@@ -474,6 +474,10 @@ def _rank(job: dict[str, Any], rank: int, master: tuple[str, int]) -> int:
 
 
 def run_distributed(job: dict[str, Any]) -> int:
+    # Ray's driver would merge the ranks' lines that differ only in numbers ("epoch 1 loss 0.5" from each)
+    # and hold them back: every line of every rank must reach the job's log. Read by Ray at import; the
+    # ranks' commands get the job's own environment, not this one.
+    os.environ["RAY_DEDUP_LOGS"] = "0"
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy

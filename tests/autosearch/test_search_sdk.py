@@ -89,6 +89,7 @@ for step in range(600):
 """
 
 
+@pytest.mark.sdk_on_ray
 def test_early_stop_of_a_running_trial(server: LiveServer, admin_client: Any, unique: Unique) -> None:
     policy = search_policy("anneal_search", samples=2)
     created = admin_client.create_training_job(search_job(unique("early"), server, policy, script=SLOW))
@@ -129,6 +130,7 @@ def test_early_stop_of_a_running_trial(server: LiveServer, admin_client: Any, un
     assert {row["status"] for row in rows(admin_client, job_id)} <= {"TERMINATED", "ERROR"}
 
 
+@pytest.mark.sdk_on_ray
 def test_a_trial_whose_log_never_matches_is_an_error(server: LiveServer, admin_client: Any, unique: Unique) -> None:
     policy = search_policy("tpe_search", samples=2, regex=r"accuracy=([0-9.]+)")
     created = admin_client.create_training_job(search_job(unique("nomatch"), server, policy))
@@ -139,6 +141,7 @@ def test_a_trial_whose_log_never_matches_is_an_error(server: LiveServer, admin_c
     assert [row[table.items.header.index("status")] for row in table.items.data] == ["ERROR", "ERROR"]
 
 
+@pytest.mark.sdk_on_ray
 def test_parameter_analysis(server: LiveServer, admin_client: Any, unique: Unique) -> None:
     name = unique("analysed")
     outputs = {"out": f"obs://search-bucket/{name}/out/"}

@@ -41,11 +41,49 @@ class RayCluster:
     temp_dir: Path
 
     def kill_worker(self) -> None:
-        """The worker node's machine going away: every process of the node, at once."""
+        """The worker node's machine going away: every process of the node, at once.
+
+        Not only the ``ray start`` process group: Ray starts each worker process (a task's, with the
+        command it runs) in a process group of its own, and those would live on until they noticed that
+        their raylet had gone. They stay in the node's session, and name the node's temp dir.
+        """
         assert self.worker is not None
+        deadline = time.monotonic() + 10.0
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.worker.pid, signal.SIGKILL)
+        while (left := self.worker_processes()) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
         self.worker.wait()
+
+    def worker_processes(self) -> dict[int, str]:
+        """The worker node's processes still alive (pid: command line)."""
+        assert self.worker is not None
+        return _node_processes(self.worker.pid, str(self.temp_dir / "worker"))
+
+
+def _node_processes(session: int, marker: str) -> dict[int, str]:
+    """The live processes of a node (pid: command line): those in its ``ray start``'s session, and any
+    naming its temp dir."""
+    found: dict[int, str] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat_file:
+                stat = stat_file.read()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline_file:
+                cmdline = cmdline_file.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone meanwhile
+            continue
+        state, _ppid, _pgrp, sid = stat.rsplit(b")", 1)[1].split()[:4]  # after the command's name
+        if state == b"Z":  # dead, only waiting to be reaped
+            continue
+        if int(sid) == session or marker in cmdline:
+            found[int(entry.name)] = cmdline or "?"
+    return found
 
 
 def _start_node(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -33,6 +33,7 @@ from huaweicloudsdkmodelarts.v1 import (
     ValidateTrainingJobNameRequest,
 )
 
+from tests.support.executors import on_ray
 from tests.support.server import LiveServer
 from tests.training.conftest import Raw
 from tests.training.jobs_support import get, get_bytes, job, put, python_job, wait_for
@@ -54,6 +55,7 @@ with open(os.path.join(args.train_url, "model.pkl"), "wb") as f:
 """
 
 
+@pytest.mark.sdk_on_ray
 def test_a_real_training_job(server: LiveServer, admin_client: Any, unique: Unique) -> None:
     """scikit-learn trains on data uploaded to the object store and writes its model to the output."""
     bucket = "train-bucket"
@@ -103,6 +105,7 @@ def test_a_real_training_job(server: LiveServer, admin_client: Any, unique: Uniq
     assert [t.task for t in tasks.body] == ["worker-0"]
 
 
+@pytest.mark.sdk_on_ray
 def test_a_failing_job_reports_its_exit_code(server: LiveServer, admin_client: Any, unique: Unique) -> None:
     name = unique("fails")
     script = (
@@ -121,6 +124,7 @@ def test_a_failing_job_reports_its_exit_code(server: LiveServer, admin_client: A
     assert get(server, f"obs://fail-bucket/{name}/out/partial.txt") == "so far"  # outputs go up also on failure
 
 
+@pytest.mark.sdk_on_ray
 def test_parameters_arrive_literally(server: LiveServer, admin_client: Any, unique: Unique, tmp_path: Path) -> None:
     name = unique("inject")
     pwn = tmp_path / "pwn"
@@ -148,19 +152,23 @@ def test_parameters_arrive_literally(server: LiveServer, admin_client: Any, uniq
     assert not pwn.exists()
 
 
+@pytest.mark.sdk_on_ray
 def test_stop_a_running_job(server: LiveServer, admin_client: Any, unique: Unique) -> None:
     name = unique("stopme")
     script = "import time\nprint('started', flush=True)\ntime.sleep(60)\n"
     created = admin_client.create_training_job(python_job(name, "stop-bucket", script, server))
     wait_for(admin_client, created.metadata.id, ("Running",))
-    request = ShowTrainingJobMetricsRequest(training_job_id=created.metadata.id, task_id="worker-0")
-    deadline = time.monotonic() + 20
-    while True:  # sampled from the real process tree a couple of seconds after it starts
-        memory = next(m for m in admin_client.show_training_job_metrics(request).metrics if m.metric == "memUsage")
-        if (memory.value and memory.value[0] > 0) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert memory.value and memory.value[0] > 0
+    # Local executor only: on Ray, usage reports zero (the figures are behind the cluster's metrics agent,
+    # not Ray Jobs; docs/operations.md), so there is no process tree here to sample.
+    if not on_ray():
+        request = ShowTrainingJobMetricsRequest(training_job_id=created.metadata.id, task_id="worker-0")
+        deadline = time.monotonic() + 20
+        while True:  # sampled from the real process tree a couple of seconds after it starts
+            memory = next(m for m in admin_client.show_training_job_metrics(request).metrics if m.metric == "memUsage")
+            if (memory.value and memory.value[0] > 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert memory.value and memory.value[0] > 0
     stopped = admin_client.stop_training_job(
         StopTrainingJobRequest(training_job_id=created.metadata.id, body=JobActionType(action_type="terminate"))
     )
@@ -274,6 +282,7 @@ def test_duplicate_names_and_page_sizes(admin_client: Any, unique: Unique) -> No
     assert caught.value.error_code == "ModelArts.2790"
 
 
+@pytest.mark.sdk_on_ray
 def test_a_job_from_a_stored_algorithm_in_an_experiment(
     server: LiveServer, admin_client: Any, raw: Raw, unique: Unique
 ) -> None:
@@ -326,6 +335,7 @@ def test_a_job_from_a_stored_algorithm_in_an_experiment(
     assert get(server, f"obs://{bucket}/{name}/out/result.txt") == "hi three rows"
 
 
+@pytest.mark.sdk_on_ray
 def test_batch_delete_and_deleting_a_running_job(server: LiveServer, admin_client: Any, unique: Unique) -> None:
     tag = unique("batch")
     finished = [admin_client.create_training_job(job(f"{tag}-{i}", command="python -c pass")) for i in range(2)]

@@ -74,6 +74,7 @@ def _job_id(step: Any) -> str:
     return job_id
 
 
+@pytest.mark.sdk_on_ray
 def test_the_seed_graph_runs_real_jobs_both_ways(admin_client: Any, server: LiveServer, unique: Unique) -> None:
     put(server, "/test-lh/test-metrics/metrics.json", '{"accuracy": 0.9}')
     algorithm = admin_client.create_algorithm(
@@ -204,6 +205,7 @@ def test_inputs_on_demand_continue_and_update(admin_client: Any, raw: Any, uniqu
     assert admin_client.list_workflow_executions(ListWorkflowExecutionsRequest(workflow_id=wid)).total == 0
 
 
+@pytest.mark.sdk_on_ray
 def test_stop_a_running_execution(admin_client: Any, unique: Unique) -> None:
     workflow = create(
         admin_client,
@@ -236,6 +238,7 @@ def test_stop_a_running_execution(admin_client: Any, unique: Unique) -> None:
     admin_client.delete_workflow_execution(DeleteWorkflowExecutionRequest(workflow_id=wid, execution_id=eid))
 
 
+@pytest.mark.sdk_on_ray
 def test_retry_rerun_and_cache(admin_client: Any, unique: Unique, tmp_path: Path) -> None:
     marker = tmp_path / "second-try"
     flaky = (

@@ -1,0 +1,44 @@
+"""Which executor the session server runs its jobs on: local processes (the default) or, with
+``OPENARTS_TEST_EXECUTOR=ray``, a Ray cluster the session starts on this machine (see tests/conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.ray.conftest import RayCluster
+
+EXECUTORS = ("local", "ray")
+
+
+def executor_under_test() -> str:
+    name = os.environ.get("OPENARTS_TEST_EXECUTOR", "").strip().lower() or "local"
+    if name not in EXECUTORS:
+        raise ValueError(f"OPENARTS_TEST_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {name!r}")
+    return name
+
+
+def on_ray() -> bool:
+    """True when the session server's jobs run on Ray: tests of what only the local executor offers (a
+    process tree to sample) leave those parts out."""
+    return executor_under_test() == "ray"
+
+
+@contextlib.contextmanager
+def started_ray_cluster(nodes: int) -> Iterator[RayCluster]:
+    """``running_cluster``, started a second time if a node exits at start: on a busy machine Ray's
+    dashboard agent may take longer than the 15 s its raylet waits for it, and the raylet then exits
+    (a fixed wait in Ray: ray-project/ray#65983)."""
+    from tests.ray.conftest import running_cluster
+
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(running_cluster(nodes=nodes))
+        except RuntimeError as exc:  # running_cluster has stopped what it started
+            if "exited at start" not in str(exc):
+                raise
+            cluster = stack.enter_context(running_cluster(nodes=nodes))
+        yield cluster
