@@ -130,7 +130,9 @@ def _reload_ray_auth() -> None:
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
     pytest.importorskip("ray")
-    with running_cluster(nodes=2) as cluster:
+    from tests.support.executors import started_ray_cluster  # started again if a node exits at start
+
+    with started_ray_cluster(nodes=2) as cluster:
         yield cluster
 
 
