@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from openarts.core.clock import FakeClock
 from openarts.core.db import Database
 from openarts.core.identity import service as identity
 from tests.support.databases import BACKENDS, fresh_database
-from tests.support.executors import on_ray, started_ray_cluster
+from tests.support.executors import on_ray, ray_server_env, started_ray_cluster
 from tests.support.server import LiveServer
 from tests.support.signing import sign
 
@@ -52,13 +51,7 @@ def _executor_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if not on_ray():
         return {}
     address: str = request.getfixturevalue("server_ray_address")
-    return {
-        "OPENARTS_EXECUTOR": "ray",
-        "OPENARTS_RAY_ADDRESS": address,
-        "OPENARTS_RAY_SHARED_FS": "1",  # one machine: the nodes see the server's data folder
-        # The cluster's token, as an operator would hand it to the server (running_cluster set it here).
-        **{key: os.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in os.environ},
-    }
+    return ray_server_env(address)
 
 
 @pytest.fixture(scope="session")

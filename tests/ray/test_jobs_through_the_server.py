@@ -4,7 +4,6 @@ executor (the nodes share the data folder: one machine)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from huaweicloudsdkmodelarts.v1 import ShowTrainingJobLogsPreviewRequest
 
 from tests.ray.conftest import RayCluster
 from tests.support.databases import fresh_database
+from tests.support.executors import ray_server_env
 from tests.support.server import LiveServer
 from tests.training.jobs_support import get, python_job, wait_for
 
@@ -24,14 +24,7 @@ def ray_server(ray_cluster: RayCluster, backend: str, tmp_path: Path) -> Iterato
     if backend != "sqlite":
         pytest.skip("the executor, not the database, is under test here")
     with fresh_database(backend, tmp_path) as url:
-        env = {
-            "OPENARTS_EXECUTOR": "ray",
-            "OPENARTS_RAY_ADDRESS": ray_cluster.address,
-            "OPENARTS_RAY_SHARED_FS": "1",
-            "OPENARTS_COMPUTE_CPUS": "2",
-            # The cluster's token, as an operator would hand it to the server.
-            **{key: os.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in os.environ},
-        }
+        env = {**ray_server_env(ray_cluster.address), "OPENARTS_COMPUTE_CPUS": "2"}
         live = LiveServer(tmp_path / "data", url, env=env)
         live.start()
         try:

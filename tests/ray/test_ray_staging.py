@@ -36,6 +36,7 @@ from openarts.storage.store import ObjectStore
 from openarts.training.jobs.workdir import JobDir, launch_spec, prepare, remote_upload_problems, upload_outputs
 from tests.ray.conftest import RayCluster
 from tests.support.databases import fresh_database
+from tests.support.executors import ray_server_env
 from tests.support.server import LiveServer
 from tests.training.jobs_support import job, wait_for
 
@@ -303,13 +304,10 @@ def staging_server(ray_cluster: RayCluster, moto_s3: str, backend: str, tmp_path
         pytest.skip("the executor, not the database, is under test here")
     with fresh_database(backend, tmp_path) as url:
         env = {
-            "OPENARTS_EXECUTOR": "ray",
-            "OPENARTS_RAY_ADDRESS": ray_cluster.address,
-            "OPENARTS_RAY_SHARED_FS": "",  # not shared: the nodes stage through the object store
+            **ray_server_env(ray_cluster.address, shared_fs=False),  # the nodes stage through the object store
             "OPENARTS_OBS_ENDPOINT": moto_s3,
             **KEYS,
             "OPENARTS_COMPUTE_CPUS": "2",
-            **{key: os.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in os.environ},
         }
         live = LiveServer(tmp_path / "data", url, env=env)
         live.start()

@@ -5,7 +5,6 @@ to that address. Stop and delete end the Ray job."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from tests.services.support import (
     write_custom_package,
 )
 from tests.support.databases import fresh_database
+from tests.support.executors import ray_server_env
 from tests.support.server import own_server
 
 pytest.importorskip("ray")
@@ -38,12 +38,7 @@ SERVICES = "/v1/{project_id}/services"
 def ray_api(ray_cluster: RayCluster, backend: str, tmp_path: Path) -> Iterator[Api]:
     if backend != "sqlite":
         pytest.skip("the executor, not the database, is under test here")
-    env = {
-        "OPENARTS_EXECUTOR": "ray",
-        "OPENARTS_RAY_ADDRESS": ray_cluster.address,
-        "OPENARTS_RAY_SHARED_FS": "1",
-        **{key: os.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in os.environ},
-    }
+    env = ray_server_env(ray_cluster.address)
     with (
         fresh_database(backend, tmp_path) as url,
         own_server(

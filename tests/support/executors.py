@@ -42,3 +42,15 @@ def started_ray_cluster(nodes: int) -> Iterator[RayCluster]:
                 raise
             cluster = stack.enter_context(running_cluster(nodes=nodes))
         yield cluster
+
+
+def ray_server_env(address: str, *, shared_fs: bool = True) -> dict[str, str]:
+    """A live server's settings for jobs on the Ray cluster at ``address``: the executor, whether the nodes
+    share the data folder (one machine: they do, unless a test wants them to stage through S3), and the
+    cluster's token as an operator would hand it to the server (``running_cluster`` set it here)."""
+    return {
+        "OPENARTS_EXECUTOR": "ray",
+        "OPENARTS_RAY_ADDRESS": address,
+        "OPENARTS_RAY_SHARED_FS": "1" if shared_fs else "",
+        **{key: os.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in os.environ},
+    }
