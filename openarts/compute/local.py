@@ -10,11 +10,12 @@ A job must outlive the server, even a ``kill -9`` of it, and be found again afte
   process it did not start. Runners this server did start are its children and are reaped here, so no
   zombie accumulates.
 
-A spec with ``via_launcher`` (the trials of a search: many short processes) gets the same runner forked
-by this executor's launcher (``runner.py --launcher``, started on first use) instead of a new
-interpreter: a millisecond instead of tens. The launcher reaps those runners and reports each exit, and
-writes ``EXIT_FILE.pid`` by which ``find`` recognises one after a crash (its command line is the
-launcher's). Where the launcher cannot run (no pidfd), the runner is started as usual.
+A spec with ``via_launcher`` (the trials of a search: many short processes) is started by this
+executor's launcher (``runner.py --launcher``, started on first use), which is the runner of every
+command it starts: no interpreter per job, a millisecond instead of tens. The launcher records each exit
+code, reports each exit, and writes ``EXIT_FILE.pid`` by which ``find`` recognises a command after a
+crash. Where the launcher cannot run (no pidfd), or cannot start a command, the runner is started as
+usual.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import psutil
 
 from openarts.compute.executor import (
     BASE_LANG,
+    ExitRecord,
     LaunchSpec,
     Outcome,
     ProcessHandle,
@@ -86,7 +88,7 @@ class LocalExecutor:
         weakref.finalize(self, self._slot.close)  # an executor dropped lets its launcher go
 
     def close(self) -> None:
-        """Let the launcher go, if one was started (its runners carry on). The executor stays usable."""
+        """Let the launcher go, if one was started (its commands carry on). The executor stays usable."""
         with self._launcher_lock:
             self._slot.close()
 
@@ -158,7 +160,7 @@ class LocalExecutor:
         return slot.launcher
 
     def _launch_via_launcher(self, spec: LaunchSpec, env: dict[str, str]) -> ProcessHandle | None:
-        """The runner forked by the launcher; None when no launcher took the request (nothing started)."""
+        """The command started by the launcher; None when no launcher started it (nothing runs)."""
         request: dict[str, object] = {
             "argv": spec.argv,
             "cwd": str(spec.cwd),
@@ -202,8 +204,9 @@ class LocalExecutor:
         if record is None:
             if self.is_alive(handle):
                 return None
-            # The runner writes the file just before it exits: look once more now that it is gone.
-            record = read_exit_record(exit_path)
+            # A runner writes the file just before it exits: look once more now that it is gone. A launcher
+            # writes it for its command after the command exited, before reaping it: wait for it meanwhile.
+            record = read_exit_record(exit_path) or _record_once_reaped(handle, exit_path)
         self._forget_samples(handle)
         if record is not None:
             self._await_exit(handle)
@@ -245,7 +248,8 @@ class LocalExecutor:
         self._signal_group(handle, signal.SIGTERM)
 
     def kill(self, handle: ProcessHandle) -> None:
-        """SIGKILL the whole group, the runner included: no exit code is recorded (the outcome is lost)."""
+        """SIGKILL the whole group, the runner included: no exit code is recorded (the outcome is lost).
+        A command started by the launcher has no runner of its own: it ends with 137 recorded."""
         self._signal_group(handle, signal.SIGKILL)
 
     def _signal_group(self, handle: ProcessHandle, signum: signal.Signals) -> None:
@@ -265,9 +269,9 @@ class LocalExecutor:
         started twice.
         """
         self._reap()
-        forked = _from_pid_file(exit_path)  # a runner forked by a launcher (the cheap check first)
-        if forked is not None:
-            return forked
+        launched = _from_pid_file(exit_path)  # a command started by a launcher (the cheap check first)
+        if launched is not None:
+            return launched
         wanted = str(exit_path)
         for process in psutil.process_iter(["cmdline", "create_time"]):
             cmdline = process.info.get("cmdline") or []
@@ -360,7 +364,7 @@ class _Launcher:
         self._reader.start()
 
     def start(self, request: dict[str, object]) -> tuple[int, int]:
-        """The forked runner's pid and start time in clock ticks.
+        """The started command's pid and start time in clock ticks.
 
         Raises ``_LauncherUnavailableError`` when the launcher did not take the request (nothing was
         started), and ``OSError`` when it took it but did not answer: the runner may exist.
@@ -396,7 +400,7 @@ class _Launcher:
             return None
 
     def close(self) -> None:
-        """End the launcher (EOF on its stdin); the runners it forked carry on."""
+        """Let the launcher go (EOF on its stdin): it stays until the commands it started have ended."""
         self.alive = False
         with contextlib.suppress(OSError, ValueError):
             if self._process.stdin is not None:
@@ -431,11 +435,43 @@ def _pid_file(exit_path: Path) -> Path:
 
 def _start_time(ticks: int) -> float:
     """psutil's create_time() of a process that started ``ticks`` clock ticks after boot."""
-    return ticks / _CLOCK_TICKS + psutil.boot_time()
+    return ticks / _CLOCK_TICKS + _boot_time()
+
+
+_boot_time_cache: tuple[float, float] = (-float("inf"), 0.0)  # (when read, on time.monotonic(); boot time)
+
+
+def _boot_time() -> float:
+    """psutil.boot_time(), read again at most once a second.
+
+    Asked for every process looked at, it would read /proc/stat each time, a file the kernel composes from
+    per-CPU figures: the largest part of watching a short process. It moves only with the wall clock.
+    """
+    global _boot_time_cache
+    read_at, boot = _boot_time_cache
+    now = time.monotonic()
+    if now - read_at > 1.0:
+        boot = psutil.boot_time()
+        _boot_time_cache = (now, boot)
+    return boot
+
+
+def _process_state(handle: ProcessHandle) -> bytes | None:
+    """The state letter of the handle's process (``b"Z"``: a zombie), or None if it is gone: no such pid,
+    or the pid now belongs to another process (another start time). One read of /proc/PID/stat."""
+    try:
+        with open(f"/proc/{handle.pid}/stat", "rb") as stat_file:
+            fields = stat_file.read().rpartition(b")")[2].split()
+        ticks = int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+    if abs(_start_time(ticks) - handle.start_time) > _START_TIME_TOLERANCE_S:
+        return None
+    return fields[0]
 
 
 def _from_pid_file(exit_path: Path) -> ProcessHandle | None:
-    """The live runner named by the pid file a launcher wrote next to ``exit_path``, if any.
+    """The live command named by the pid file a launcher wrote next to ``exit_path``, if any.
 
     The file gives the pid and the start time in clock ticks; the process must match both exactly (a
     reused pid would have started later) and not be a zombie.
@@ -452,15 +488,24 @@ def _from_pid_file(exit_path: Path) -> ProcessHandle | None:
     return ProcessHandle(pid=pid, start_time=_start_time(ticks))
 
 
+def _record_once_reaped(handle: ProcessHandle, exit_path: Path) -> ExitRecord | None:
+    """The exit record of an ended process its parent has not reaped yet (a launcher's command whose exit
+    is being recorded); None once it is reaped without one, or after the grace."""
+    deadline = time.monotonic() + _EXIT_GRACE_S
+    while _unreaped(handle) and time.monotonic() < deadline:
+        time.sleep(0.001)
+        if (record := read_exit_record(exit_path)) is not None:
+            return record
+    return read_exit_record(exit_path)
+
+
+def _unreaped(handle: ProcessHandle) -> bool:
+    return _process_state(handle) == b"Z"
+
+
 def _same_process_running(handle: ProcessHandle) -> bool:
-    try:
-        process = psutil.Process(handle.pid)
-        if abs(process.create_time() - handle.start_time) > _START_TIME_TOLERANCE_S:
-            return False  # the pid now belongs to another process
-        # A zombie has exited; it lingers only until its parent reaps it.
-        return bool(process.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
+    # A zombie has exited; it lingers only until its parent reaps it.
+    return _process_state(handle) not in (None, b"Z")
 
 
 def _cpu_percent(process: psutil.Process, seen: psutil.Process | None) -> tuple[float, psutil.Process]:

@@ -19,16 +19,22 @@ modules built into the interpreter: ``posix`` rather than ``os`` (whose import r
 script run as ``__main__`` is compiled on every start.
 
 The launcher (``--launcher``) serves processes that start often, such as the trials of a search. It is
-one long-lived runner that reads requests on stdin (one JSON object a line) and forks a runner for
-each: a fork of a small interpreter costs a millisecond, a fresh interpreter tens. The forked runner is
-the same runner as above in every way that matters: its own session and process group, the stop
-signals handled, the memory limit, the command's exit code recorded atomically in its exit file. It does
-not depend on the launcher once forked, and the launcher does not depend on the server: when the server
-goes (its pipe closes) the launcher exits and the runners it forked carry on. Since a forked runner
-carries the launcher's command line, not its exit file, the launcher writes ``EXIT_FILE.pid`` (its pid
-and start time in clock ticks) for the server to find it again after a crash. It answers each request
-with ``started PID TICKS`` (or ``failed MESSAGE``) once the runner leads its own session, and reports
-``exited PID`` when it has reaped one.
+one long-lived runner that reads requests on stdin (one JSON object a line) and is itself the runner of
+each command it starts: it spawns the command (``posix_spawn``: no copy of an interpreter, which would
+cost a millisecond or two of page copying per command) in a session and process group of its own, with
+the same log, folder, environment, memory limit and signals as a runner gives its child, watches it by
+a pidfd, and records its exit code atomically in its exit file when it ends. The server's handle is then
+the command's own pid, also its group's id. The launcher does not depend on the server: when the server
+goes (its pipe closes) it takes no more requests, but stays until the commands it started have ended and
+their exit codes are recorded. Since a command carries its own command line, not its exit file, the
+launcher writes ``EXIT_FILE.pid`` (its pid and start time in clock ticks) for the server to find it
+again after a crash. It answers each request with ``started PID TICKS`` once the command runs (or
+``failed MESSAGE`` when it could not start it: the server then starts a runner as usual, which reports
+the failure as it always does), and reports ``exited PID`` once it has recorded an exit.
+
+What differs from a command under a runner: nothing stands between the command and its exit code, so
+a command killed with SIGKILL (or its whole group) ends with 137 recorded instead of a lost outcome; and
+the exit codes of a launcher's commands are lost should the launcher itself be killed.
 
 The exit file holds the exit code as plain text (``"0\\n"``); its modification time is when the job ended.
 """
@@ -41,7 +47,7 @@ import sys
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: it would cost every job milliseconds
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import Any
 
 EXIT_NOT_FOUND = 127  # the shell's conventions, which users and tools already know
 EXIT_CANNOT_EXECUTE = 126
@@ -52,6 +58,9 @@ _DEVNULL = "/dev/null"
 _SIGTERM: int = _signal.SIGTERM
 _SIGKILL: int = _signal.SIGKILL
 _STOP_SIGNALS: tuple[int, ...] = (_SIGTERM, _signal.SIGINT, _signal.SIGHUP)
+# Python ignores these for itself, and an ignored signal stays ignored across exec: a command gets them
+# back at their default, as from a shell or subprocess (restore_signals), so that `yes | head` ends.
+_PYTHON_IGNORED_SIGNALS: tuple[int, ...] = (_signal.SIGPIPE, _signal.SIGXFSZ)
 
 _stop_requested = False
 
@@ -125,14 +134,17 @@ def _limit_memory(memory_mb: int) -> None:
     """
     import resource  # only here: most jobs without a limit need not load it
 
-    limit = memory_mb * 1024 * 1024
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
     try:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        resource.setrlimit(resource.RLIMIT_AS, (_address_space_limit(memory_mb, hard), hard))
     except (ValueError, OSError) as exc:
         _say(f"could not apply the memory limit of {memory_mb} MB: {exc}")
+
+
+def _address_space_limit(memory_mb: int, hard: int) -> int:
+    """The RLIMIT_AS soft limit for ``memory_mb``: never above the hard limit (-1: none)."""
+    limit = memory_mb * 1024 * 1024
+    return limit if hard < 0 else min(limit, hard)
 
 
 def _run(command: list[str], env: Any) -> int:
@@ -154,6 +166,7 @@ def _run(command: list[str], env: Any) -> int:
                 env,
                 file_actions=[(posix.POSIX_SPAWN_OPEN, 0, _DEVNULL, posix.O_RDONLY, 0)],
                 setsigmask=(),
+                setsigdef=_PYTHON_IGNORED_SIGNALS,
             )
         except FileNotFoundError:
             _say(f"cannot run {command[0]!r}: no such file or directory")
@@ -226,72 +239,132 @@ def _say(message: str) -> None:
 
 
 def serve() -> int:
-    """The launcher's loop: fork a runner per request on stdin, report each one reaped; end at EOF."""
+    """The launcher's loop: start each command asked for on stdin, record and report each exit.
+
+    At EOF (the server is gone) it reads no more requests but stays until the commands it started have
+    ended and their exit codes are recorded.
+    """
     import json  # once per launcher, never per job
-    import resource  # noqa: F401 - loaded here once, rather than by every forked runner with a memory limit
     import select
 
-    try:  # a pidfd per runner tells the loop when it exits (Linux 5.3); without it, say so and leave
+    try:  # a pidfd per command tells the loop when it exits (Linux 5.3); without it, say so and leave
         posix.close(posix.pidfd_open(posix.getpid()))
     except (AttributeError, OSError):
         _send("unsupported\n")
         return EXIT_CANNOT_EXECUTE
     poller = select.poll()
     poller.register(0, select.POLLIN)
-    children: dict[int, int] = {}  # pidfd -> pid of each forked runner not yet reaped
+    children: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, exit file) of each command not yet reaped
     pending = b""
-    try:
-        _send("ready\n")
-        while True:
-            for fd, _events in poller.poll():
-                if fd != 0:
-                    pid = children.pop(fd)
-                    poller.unregister(fd)
-                    posix.close(fd)
-                    posix.waitpid(pid, 0)
-                    _send(f"exited {pid}\n")
+    server = _Server()
+    server.send("ready\n")
+    accepting = True  # until EOF on stdin
+    while accepting or children:
+        for fd, _events in poller.poll():
+            if fd != 0:
+                pid, exit_file = children.pop(fd)
+                poller.unregister(fd)
+                posix.close(fd)
+                _record(exit_file, _exit_code_of(pid))
+                posix.waitpid(pid, 0)  # reaped only once recorded: until then it is a zombie, not gone
+                server.send(f"exited {pid}\n")
+                continue
+            data = posix.read(0, 1 << 16)
+            if not data:  # the server let us go, or is gone: what runs carries on, its exits still recorded
+                poller.unregister(0)
+                accepting = False
+                continue
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                try:
+                    request = json.loads(line)
+                    pid, ticks, pidfd = _spawn(request)
+                except Exception as exc:  # nothing was started: say why and serve the next request
+                    server.send(f"failed {json.dumps(str(exc))}\n")
                     continue
-                data = posix.read(0, 1 << 16)
-                if not data:
-                    return 0  # the server is gone; the runners carry on without us
-                pending += data
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    try:
-                        pid, ticks, pidfd = _fork_runner(json.loads(line))
-                    except Exception as exc:  # nothing was started: say why and serve the next request
-                        _send(f"failed {json.dumps(str(exc))}\n")
-                        continue
-                    children[pidfd] = pid
-                    poller.register(pidfd, select.POLLIN)
-                    _send(f"started {pid} {ticks}\n")
-    except BrokenPipeError:
-        return 0  # the server went away while we answered
+                children[pidfd] = (pid, str(request["exit"]))
+                poller.register(pidfd, select.POLLIN)
+                server.send(f"started {pid} {ticks}\n")
+    return 0
 
 
-def _fork_runner(request: dict[str, Any]) -> tuple[int, int, int]:
-    """Fork a runner for ``request``; its pid, its start time in clock ticks, and a pidfd to watch it by.
+def _exit_code_of(pid: int) -> int:
+    """The exit code of an ended child, as a shell gives it (128 + the signal that ended it), left unreaped.
 
-    Returns once the runner leads its own session and handles the stop signals, so that a stop the
-    server sends as soon as it hears the pid reaches the whole group and is noted, never lost. Raises
-    only if no runner is left running.
+    Left as a zombie until its exit file is written, the command is never seen gone without its record.
     """
+    ended = posix.waitid(posix.P_PID, pid, posix.WEXITED | posix.WNOWAIT)
+    assert ended is not None  # WNOHANG is not asked for: waitid waits for the child, which has exited
+    if ended.si_code == posix.CLD_EXITED:
+        return int(ended.si_status)
+    return 128 + int(ended.si_status)  # CLD_KILLED or CLD_DUMPED: si_status is the signal
+
+
+class _Server:
+    """The launcher's line to the server, which may be gone at any moment: then nothing more is sent."""
+
+    connected = True
+
+    def send(self, line: str) -> None:
+        if not self.connected:
+            return
+        try:
+            _send(line)
+        except BrokenPipeError:
+            self.connected = False
+
+
+def _spawn(request: dict[str, Any]) -> tuple[int, int, int]:
+    """Start the request's command as a runner would; its pid, start time in clock ticks and a pidfd.
+
+    What a runner does for its command, done here around one ``posix_spawn`` (no copy of this interpreter
+    is made): the command leads its own session and process group (so a stop reaches its whole tree and
+    no signal meant for the launcher reaches it), stdin is /dev/null, stdout and stderr go to the log, it
+    starts in the job's folder with the job's environment, PATH lookup included, under the memory limit,
+    with no signal blocked and the ones Python ignores back to their default. The launcher is
+    single-threaded, so changing its own folder, PATH and limit for the duration of the call is safe.
+    Raises, with nothing left running, when the command cannot be started: the server then starts a
+    runner as usual, which reports the failure the usual way (exit code 127 or 126 and a message).
+    """
+    import resource
+
     exit_file = str(request["exit"])
-    ready_read, ready_write = posix.pipe()
+    argv = [str(arg) for arg in request["argv"]]
+    env = {str(k): str(v) for k, v in dict(request["env"]).items()}
+    memory_mb = request.get("memory_mb")
+    log = posix.open(str(request["log"]), posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, 0o600)
+    own_limit = resource.getrlimit(resource.RLIMIT_AS)
+    own_path = posix.environ.get(b"PATH")
     try:
-        pid = posix.fork()
-    except BaseException:
-        posix.close(ready_read)
-        posix.close(ready_write)
-        raise
-    if pid == 0:
-        posix.close(ready_read)
-        _runner_child(request, ready_write)
-    posix.close(ready_write)
-    try:
-        posix.read(ready_read, 1)  # EOF: the child has set itself up (or died trying)
+        posix.chdir(str(request["cwd"]))
+        if "PATH" in env:  # posix_spawnp looks the command up on the caller's PATH: make it the job's
+            posix.putenv("PATH", env["PATH"])
+        else:
+            posix.unsetenv("PATH")
+        if memory_mb is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (_address_space_limit(int(memory_mb), own_limit[1]), own_limit[1]))
+        pid = posix.posix_spawnp(
+            argv[0],
+            argv,
+            env,
+            file_actions=[
+                (posix.POSIX_SPAWN_OPEN, 0, _DEVNULL, posix.O_RDONLY, 0),
+                (posix.POSIX_SPAWN_DUP2, log, 1),
+                (posix.POSIX_SPAWN_DUP2, log, 2),
+            ],
+            setsid=True,
+            setsigmask=(),
+            setsigdef=_PYTHON_IGNORED_SIGNALS,
+        )
     finally:
-        posix.close(ready_read)
+        resource.setrlimit(resource.RLIMIT_AS, own_limit)
+        if own_path is None:
+            posix.unsetenv("PATH")
+        else:
+            posix.putenv("PATH", own_path)
+        posix.chdir("/")
+        posix.close(log)
     try:
         pidfd = posix.pidfd_open(pid)  # before any waitpid: the pid cannot be reused until we reap it
         ticks = _start_ticks(pid)
@@ -306,42 +379,8 @@ def _fork_runner(request: dict[str, Any]) -> tuple[int, int, int]:
         finally:
             posix.close(fd)
     except OSError:
-        pass  # only a hint for finding the runner after a crash; the pid reaches the server anyway
+        pass  # only a crash before the answer needs it; the command runs either way
     return pid, ticks, pidfd
-
-
-def _runner_child(request: dict[str, Any], ready: int) -> NoReturn:
-    """The forked runner: becomes what a freshly started runner would be, then supervises the command."""
-    code = EXIT_CANNOT_EXECUTE
-    try:
-        _keep_running_on_stop_signals()  # before anyone can know our pid
-        posix.setsid()  # our own session and process group, as start_new_session gives a started runner
-        posix.close(ready)
-        log = posix.open(str(request["log"]), posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, 0o600)
-        null = posix.open(_DEVNULL, posix.O_RDONLY)
-        posix.dup2(null, 0)  # also lets go of the launcher's pipes, which sat on 0 and 1
-        posix.dup2(log, 1)
-        posix.dup2(log, 2)
-        posix.closerange(3, 1 << 16)  # the launcher's pidfds and the originals of the two above
-        posix.chdir(str(request["cwd"]))
-        env = {str(k): str(v) for k, v in dict(request["env"]).items()}
-        # posix_spawnp looks the command up on this process's PATH: make it the job's, as for a runner
-        # started with the job's environment.
-        if "PATH" in env:
-            posix.putenv("PATH", env["PATH"])
-        else:
-            posix.unsetenv("PATH")
-        memory_mb = request.get("memory_mb")
-        command = [str(arg) for arg in request["argv"]]
-        code = _supervise(str(request["exit"]), int(memory_mb) if memory_mb is not None else None, command, env)
-    except BaseException as exc:  # a forked copy must never fall back into the launcher's loop
-        try:
-            _say(f"could not start the command: {exc}")
-            _record(str(request["exit"]), code)
-        except BaseException:  # noqa: S110 - nowhere left to report it; the exit code says enough
-            pass
-    finally:
-        posix._exit(code)
 
 
 def _start_ticks(pid: int) -> int:

@@ -1,6 +1,6 @@
-"""The launcher of ``LocalExecutor`` (``LaunchSpec.via_launcher``): one long-lived process forks the runners
-of many short processes. How those runners behave is tested with every other runner in ``test_local.py``;
-here, what is particular to the launcher."""
+"""The launcher of ``LocalExecutor`` (``LaunchSpec.via_launcher``): one long-lived process starts many short
+commands and is the runner of each. How those commands behave is tested with every other runner in
+``test_local.py``; here, what is particular to the launcher."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def spec_for(tmp_path: Path, argv: list[str], **extra: Any) -> LaunchSpec:
     )
 
 
-def test_forked_runners_come_from_one_launcher_that_reports_each_exit(tmp_path: Path) -> None:
+def test_commands_are_started_by_one_launcher_that_reports_each_exit(tmp_path: Path) -> None:
     exits: list[float] = []
     executor = LocalExecutor(on_exit=lambda: exits.append(time.monotonic()))
     executor.warm_up()  # starts it in the background; the first launch waits until it is ready
@@ -65,7 +65,7 @@ def test_without_a_launcher_runners_are_started_one_by_one(tmp_path: Path, monke
 def test_a_launcher_lost_mid_request_is_answered_by_the_pid_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The launcher forked the runner but its answer never came: the runner is adopted, not started twice."""
+    """The launcher started the command but its answer never came: it is adopted, not started twice."""
     original = local._Launcher.start
 
     def answer_lost(self: local._Launcher, request: dict[str, object]) -> tuple[int, int]:
@@ -81,14 +81,16 @@ def test_a_launcher_lost_mid_request_is_answered_by_the_pid_file(
     executor.close()
 
 
-def test_closing_the_launcher_leaves_its_runners_running(tmp_path: Path) -> None:
+def test_closing_the_launcher_leaves_its_commands_running_and_their_exits_recorded(tmp_path: Path) -> None:
     executor = LocalExecutor()
     spec = spec_for(tmp_path, python("import time; time.sleep(1); print('carried on')"))
     handle = executor.launch(spec)
     launcher = psutil.Process(handle.pid).parent()
-    executor.close()
     assert launcher is not None
-    launcher.wait(timeout=10)  # the launcher goes at once
+    executor.close()
+    assert launcher.is_running() and not spec.exit_path.exists()  # it stays while its command runs
+    launcher.wait(timeout=10)  # and goes once the command has ended and its exit code is recorded
+    assert spec.exit_path.read_text() == "0\n"
     assert finish(LocalExecutor(), handle, spec).exit_code == 0
     assert "carried on" in log_of(spec)
     # The executor still works: a new launcher is started for the next runner.

@@ -1,7 +1,10 @@
 """The local executor with real processes: output, exit codes, argv safety, environment, stop, restarts.
 
-Every test runs twice: with the runner started as a process of its own, and forked by the executor's
-launcher (``LaunchSpec.via_launcher``, as search trials are): the two must behave the same.
+Every test runs twice: with the runner started as a process of its own, and with the command started by
+the executor's launcher (``LaunchSpec.via_launcher``, as search trials are), which is then its runner. The
+two behave the same, but for what follows from the launcher's command having no runner of its own: the
+handle is the command itself, and a SIGKILL of its group ends it with 137 recorded instead of a lost
+outcome (``killed_outcome``).
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ PY = sys.executable
 VIA_LAUNCHER = False  # set by the fixture below for each run of a test
 
 
-@pytest.fixture(autouse=True, params=[False, True], ids=["started", "forked"])
+@pytest.fixture(autouse=True, params=[False, True], ids=["started", "launched"])
 def via_launcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
-    """Runs the test with runners started one by one, then forked by a launcher; closes the launchers."""
+    """Runs the test with runners started one by one, then with commands started by a launcher; closes them."""
     monkeypatch.setattr(sys.modules[__name__], "VIA_LAUNCHER", request.param)
     executors: list[LocalExecutor] = []
     original = LocalExecutor.__init__
@@ -184,6 +187,16 @@ def test_invalid_specs_are_refused(tmp_path: Path) -> None:
         executor.launch(spec_for(tmp_path, ["true"], memory_limit_mb=0))
 
 
+def _runners() -> int:
+    """Processes between the handle and the command: the runner, unless the launcher started the command."""
+    return 0 if VIA_LAUNCHER else 1
+
+
+def killed_outcome(outcome: Outcome) -> Outcome:
+    """What a SIGKILL of the whole group leaves: nothing recorded, unless the launcher recorded the kill."""
+    return Outcome(128 + signal.SIGKILL, False, outcome.ended_at) if VIA_LAUNCHER else Outcome(None, True)
+
+
 def _tree(handle: ProcessHandle) -> list[psutil.Process]:
     root = psutil.Process(handle.pid)
     return [root, *root.children(recursive=True)]
@@ -206,7 +219,7 @@ def test_terminate_stops_the_whole_tree(tmp_path: Path) -> None:
     executor = LocalExecutor()
     spec = spec_for(tmp_path, python(GRANDCHILD))
     handle = executor.launch(spec)
-    wait_for(lambda: "ready" in log_of(spec) and len(_tree(handle)) >= 3)  # runner, python, sleep
+    wait_for(lambda: "ready" in log_of(spec) and len(_tree(handle)) >= _runners() + 2)  # [runner,] python, sleep
     tree = _tree(handle)
     executor.terminate(handle)
     outcome = finish(executor, handle, spec, timeout=10)
@@ -233,10 +246,11 @@ def test_kill_stops_the_whole_tree_and_the_outcome_is_lost(tmp_path: Path) -> No
     executor = LocalExecutor()
     spec = spec_for(tmp_path, python(GRANDCHILD))
     handle = executor.launch(spec)
-    wait_for(lambda: "ready" in log_of(spec) and len(_tree(handle)) >= 3)
+    wait_for(lambda: "ready" in log_of(spec) and len(_tree(handle)) >= _runners() + 2)
     tree = _tree(handle)
     executor.kill(handle)
-    assert finish(executor, handle, spec, timeout=10) == Outcome(None, True)
+    outcome = finish(executor, handle, spec, timeout=10)
+    assert outcome == killed_outcome(outcome)
     wait_for(lambda: _gone(tree), timeout=5)
 
 
@@ -299,11 +313,14 @@ def test_lost_when_the_group_is_killed(tmp_path: Path) -> None:
     handle = executor.launch(spec)
     wait_for(lambda: "ready" in log_of(spec))
     os.killpg(handle.pid, signal.SIGKILL)
-    assert finish(executor, handle, spec) == Outcome(None, True)
+    outcome = finish(executor, handle, spec)
+    assert outcome == killed_outcome(outcome)
 
 
 def test_orphans_of_a_vanished_runner_are_stopped(tmp_path: Path) -> None:
     """Only the runner is SIGKILLed: the job is lost, and what is left of its group does not run on."""
+    if VIA_LAUNCHER:
+        pytest.skip("the launcher's command has no runner of its own to vanish (the launcher is its runner)")
     executor = LocalExecutor()
     spec = spec_for(tmp_path, python(GRANDCHILD))
     handle = executor.launch(spec)
@@ -400,12 +417,24 @@ def test_a_runner_leads_its_own_session_and_group(tmp_path: Path) -> None:
     handle = executor.launch(spec)
     try:
         wait_for(lambda: "ready" in log_of(spec))
-        command = _tree(handle)[1]
+        command = _tree(handle)[_runners()]
         assert os.getsid(handle.pid) == os.getpgid(handle.pid) == handle.pid
-        assert os.getpgid(command.pid) == handle.pid  # the command is in the runner's group
+        assert os.getpgid(command.pid) == handle.pid  # the command is in the runner's group (or leads it)
         assert os.getsid(handle.pid) != os.getsid(0)
     finally:
         executor.kill(handle)
+
+
+def test_signals_python_ignores_are_back_at_their_default_for_the_command(tmp_path: Path) -> None:
+    """The runner and the launcher are Python, which ignores SIGPIPE and SIGXFSZ; an ignored signal stays
+    ignored across exec, and `producer | head` would then never end. The command gets them as a shell
+    would give them."""
+    executor = LocalExecutor()
+    spec = spec_for(tmp_path, ["grep", "^SigIgn:", "/proc/self/status"])  # grep's own ignored signals
+    assert finish(executor, executor.launch(spec), spec).exit_code == 0
+    ignored = int(log_of(spec).split()[1], 16)
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+        assert not ignored & (1 << (signum - 1)), f"{signum.name} is ignored by the command"
 
 
 def test_a_stop_sent_at_once_is_not_lost(tmp_path: Path) -> None:
@@ -416,7 +445,7 @@ def test_a_stop_sent_at_once_is_not_lost(tmp_path: Path) -> None:
         handle = executor.launch(spec)
         executor.terminate(handle)
         outcome = finish(executor, handle, spec, timeout=10)
-        if VIA_LAUNCHER:  # a started runner may still be loading when the signal comes: only forked ones promise
+        if VIA_LAUNCHER:  # a started runner may still be loading when the signal comes: only launched ones promise
             assert outcome == Outcome(128 + signal.SIGTERM, False, outcome.ended_at)
 
 
