@@ -19,12 +19,13 @@ proposes the same configurations, whatever the order in which parallel trials ha
 
 from __future__ import annotations
 
+import functools
 import statistics
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Update, bindparam, insert, select, update
 
 from openarts.autosearch import space as search_space
 from openarts.autosearch.tables import ERROR, RUNNING, TERMINATED, Trial
@@ -32,7 +33,7 @@ from openarts.compute.executor import Executor, ProcessHandle
 from openarts.core.clock import to_ms
 from openarts.core.hot_reads import HotQuery
 from openarts.core.services import Services
-from openarts.training.jobs.service import add_event
+from openarts.training.jobs.tables import JobEvent
 from openarts.training.jobs.workdir import JobDir, launch_spec
 
 if TYPE_CHECKING:  # hyperopt, bayes_opt and scikit-learn load only once a search runs
@@ -466,8 +467,9 @@ class Tuner:
 class _Writes:
     """What one pass writes, committed together in one transaction.
 
-    As plain SQL statements (SQLAlchemy Core) rather than through the ORM's unit of work: a pass writes a
-    few known rows, and the ORM's bookkeeping would double the cost of the transaction.
+    As prepared Core statements on a plain connection rather than through the ORM's unit of work: a pass
+    writes a few known rows, one or two a trial, and building and keying statements anew, or an ORM
+    session's bookkeeping, would cost more than the writes (the tuner's share of a short trial's cost).
     """
 
     def __init__(self) -> None:
@@ -481,18 +483,37 @@ class _Writes:
     def commit(self, services: Services) -> None:
         if not (self.inserts or self.updates or self.events):
             return
-        with services.db.write(durable=False) as session:
-            connection = session.connection()
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for (job_id, trial_id), values in self.updates.items():
+            by_columns.setdefault(tuple(sorted(values)), []).append({**values, "_job": job_id, "_trial": trial_id})
+        with services.db.transaction(durable=False) as connection:
             if self.inserts:
-                connection.execute(insert(Trial), self.inserts)
-            for (job_id, trial_id), values in self.updates.items():
-                connection.execute(
-                    update(Trial).where(Trial.job_id == job_id, Trial.trial_id == trial_id).values(values)
-                )
-            now_ms = to_ms(services.clock.now())
-            for job_id, message in self.events:
-                add_event(session, job_id, now_ms, message)
+                connection.execute(_INSERT_TRIALS, self.inserts)
+            for columns, rows in by_columns.items():
+                connection.execute(_update_statement(columns), rows)
+            if self.events:
+                now_ms = to_ms(services.clock.now())
+                events = [
+                    {"job_id": job, "time": now_ms, "level": "Info", "source": "Job", "message": message}
+                    for job, message in self.events
+                ]
+                connection.execute(_INSERT_EVENTS, events)
         self.inserts, self.updates, self.events = [], {}, []
+
+
+_INSERT_TRIALS = insert(Trial)
+_INSERT_EVENTS = insert(JobEvent)
+
+
+@functools.cache
+def _update_statement(columns: tuple[str, ...]) -> Update:
+    """The update of one trial's ``columns``, built once per set of columns: a statement object that is
+    reused keeps its cache key, so SQLAlchemy finds its compiled form at once."""
+    return (
+        update(Trial)
+        .where(Trial.job_id == bindparam("_job"), Trial.trial_id == bindparam("_trial"))
+        .values({column: bindparam(column) for column in columns})
+    )
 
 
 def _params_of(config: dict[str, Any], search: Search) -> dict[str, Any]:
