@@ -47,7 +47,6 @@ import sys
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: it would cost every job milliseconds
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
 EXIT_NOT_FOUND = 127  # the shell's conventions, which users and tools already know
@@ -190,15 +189,20 @@ def _run(command: list[str], env: Any) -> int:
     return 128 - code if code < 0 else code
 
 
-def _record(exit_file: str, code: int, visible: Callable[[], None] | None = None) -> None:
-    """Write the exit file atomically: a reader sees no file or the whole file.
+def _record(exit_file: str, code: int) -> None:
+    """Write the exit file atomically: a reader sees no file or the whole file, even across a power cut."""
+    fd, temporary, folder = _write_exit_file(exit_file, code)
+    try:
+        posix.fsync(fd)
+    finally:
+        posix.close(fd)
+    posix.replace(temporary, exit_file)
+    _sync_folder(folder)  # make the rename itself durable
 
-    Without ``visible``, even across a power cut: the file is renamed into place once its content is on
-    disk. With it (the launcher, telling the server at once), the file is renamed into place first,
-    ``visible`` is called, and the file and its folder are then made durable: a short window in which a
-    power cut may leave the file empty (read as no record: the job is lost, not misreported), against
-    two disk writes off every short job's path.
-    """
+
+def _write_exit_file(exit_file: str, code: int) -> tuple[int, str, str]:
+    """The exit file's content written under a temporary name beside it: its open descriptor, the
+    temporary name and the folder."""
     folder, _, name = exit_file.rpartition("/")
     folder = folder or ("/" if exit_file.startswith("/") else ".")
     _make_folders(folder)
@@ -206,15 +210,14 @@ def _record(exit_file: str, code: int, visible: Callable[[], None] | None = None
     fd = posix.open(temporary, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW, 0o600)
     try:
         posix.write(fd, f"{code}\n".encode())
-        if visible is None:
-            posix.fsync(fd)
-        posix.replace(temporary, exit_file)
-        if visible is not None:
-            visible()
-            posix.fsync(fd)
-    finally:
+    except BaseException:
         posix.close(fd)
-    try:  # make the rename itself durable
+        raise
+    return fd, temporary, folder
+
+
+def _sync_folder(folder: str) -> None:
+    try:
         directory = posix.open(folder, posix.O_RDONLY)
     except OSError:
         return
@@ -256,28 +259,40 @@ def serve() -> int:
     At EOF (the server is gone) it reads no more requests but stays until the commands it started have
     ended and their exit codes are recorded.
     """
-    import json  # once per launcher, never per job
-    import select
-
     try:  # a pidfd per command tells the loop when it exits (Linux 5.3); without it, say so and leave
         posix.close(posix.pidfd_open(posix.getpid()))
     except (AttributeError, OSError):
         _send("unsupported\n")
         return EXIT_CANNOT_EXECUTE
+    records = _Records()
+    try:
+        _serve(records, _Server())
+    finally:
+        records.close()  # every record durable before the launcher goes
+    return 0
+
+
+def _serve(records: _Records, server: _Server) -> None:
+    import json  # once per launcher, never per job
+    import select
+
     poller = select.poll()
     poller.register(0, select.POLLIN)
     children: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, exit file) of each command not yet reaped
     pending = b""
-    server = _Server()
-    server.send("ready\n")
     accepting = True  # until EOF on stdin
+    server.send("ready\n")
     while accepting or children:
         for fd, _events in poller.poll():
             if fd != 0:
                 pid, exit_file = children.pop(fd)
                 poller.unregister(fd)
                 posix.close(fd)
-                _record(exit_file, _exit_code_of(pid), visible=server.exited(pid))
+                try:  # noqa: SIM105 - contextlib is one more module to load
+                    records.record(exit_file, _exit_code_of(pid))
+                except OSError:
+                    pass  # no record (a full disk?): the server finds the command gone without one, and says so
+                server.send(f"exited {pid}\n")
                 posix.waitpid(pid, 0)  # reaped only once recorded: until then it is a zombie, not gone
                 continue
             data = posix.read(0, 1 << 16)
@@ -297,7 +312,53 @@ def serve() -> int:
                 children[pidfd] = (pid, str(request["exit"]))
                 poller.register(pidfd, select.POLLIN)
                 server.send(f"started {pid} {ticks}\n")
-    return 0
+
+
+class _Records:
+    """The launcher's exit files: each in place at once, made durable by a thread of its own.
+
+    The loop that starts and reaps commands must never wait for the disk: the next command of a search is
+    asked for the moment the server hears of an exit. A record is renamed into place (complete: a reader
+    sees no file or all of it) and the fsyncs of the file and its folder follow on the thread; a power
+    cut in that window may leave an empty file, read as no record (the job is lost, not misreported).
+    ``close`` waits until every record handed over is durable.
+    """
+
+    def __init__(self) -> None:
+        import _queue  # once per launcher; C modules both
+        import _thread
+
+        self._queue: Any = _queue.SimpleQueue()
+        self._idle = _thread.allocate_lock()
+        self._idle.acquire()
+        _thread.start_new_thread(self._sync, ())
+
+    def record(self, exit_file: str, code: int) -> None:
+        fd, temporary, folder = _write_exit_file(exit_file, code)
+        try:
+            posix.replace(temporary, exit_file)
+        except BaseException:
+            posix.close(fd)
+            raise
+        self._queue.put((fd, folder))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._idle.acquire()
+
+    def _sync(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                fd, folder = item
+                try:
+                    posix.fsync(fd)
+                except OSError:
+                    pass  # the record is in place; only its durability is lost
+                finally:
+                    posix.close(fd)
+                _sync_folder(folder)
+        finally:
+            self._idle.release()
 
 
 def _exit_code_of(pid: int) -> int:
@@ -316,10 +377,6 @@ class _Server:
     """The launcher's line to the server, which may be gone at any moment: then nothing more is sent."""
 
     connected = True
-
-    def exited(self, pid: int) -> Callable[[], None]:
-        """What tells the server that ``pid`` has exited (its exit file in place)."""
-        return lambda: self.send(f"exited {pid}\n")
 
     def send(self, line: str) -> None:
         if not self.connected:
