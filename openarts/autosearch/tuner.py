@@ -348,7 +348,7 @@ class Tuner:
                 output_subfolder=f"trials/{running.trial_id}",
             )
             try:
-                # Trials are many and short: the executor may fork them from a launcher, much cheaper.
+                # Trials are many and short: the executor may start them from a launcher, much cheaper.
                 running.handle = self.executor.launch(replace(spec, via_launcher=True))
             except OSError as exc:
                 # It did not start (or, should the launcher have died mid-request, its process is not known):
