@@ -86,6 +86,9 @@ class Settings:
     ray_address: str | None = None
     # Every Ray node mounts the data folder at the same path (jobs' folders are read and written there).
     ray_shared_fs: bool = False
+    # A directory of the S3-compatible store for the server's own objects (obs://bucket/prefix/): with Ray
+    # and no shared folder, service instances get their model packages from it and report their ports to it.
+    obs_private_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -112,6 +115,7 @@ class Settings:
             executor=_choice(env, "OPENARTS_EXECUTOR", ("local", "ray")),
             ray_address=env.get("OPENARTS_RAY_ADDRESS") or None,
             ray_shared_fs=env.get("OPENARTS_RAY_SHARED_FS", "").lower() in ("1", "true", "yes"),
+            obs_private_url=env.get("OPENARTS_OBS_PRIVATE_URL") or None,
         )
 
     @property

@@ -3,6 +3,9 @@
 Nothing overcommits the machine (DESIGN principle 4): a job starts only when what the running jobs leave
 free covers its flavor. The one exception is a flavor larger than the whole machine (the seed's workflow
 asks for ``modelarts.vm.cpu.8u`` on laptops): it runs, but alone, so the documented examples work.
+
+With the Ray executor the "machine" is the cluster: the resources its live nodes offer, asked of its
+dashboard and kept for ``CLUSTER_CACHE_S`` (nodes come and go, but admission must not cost a request each).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,8 @@ log = logging.getLogger("openarts.compute")
 # Demands are sums of floats (0.5 + 0.25 + ...): compare with a little slack so 4.0 fits in 3.9999999.
 _EPSILON = 1e-9
 _GIB = 1024**3
+CLUSTER_CACHE_S = 10.0  # how long the cluster's resources are taken as they were last asked
+CLUSTER_TIMEOUT_S = 5  # a request path waits at most this long for the cluster's answer
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,59 @@ def machine_capacity(settings: Settings) -> Capacity:
     """What jobs may share: the CPUs and memory this process may use, unless the settings say otherwise.
 
     Container limits (CPU affinity, cgroup quotas) count, so a server in a 2-CPU container does not admit
-    jobs as if it had the host's 64.
+    jobs as if it had the host's 64. With the Ray executor, the cluster's resources instead (``OPENARTS_
+    COMPUTE_CPUS``/``MEMORY_GB`` still override each figure).
     """
+    if settings.executor == "ray" and settings.ray_address:
+        cluster = cluster_capacity(settings.ray_address)
+        cpus = settings.compute_cpus if settings.compute_cpus is not None else cluster.cpus
+        memory_gb = settings.compute_memory_gb if settings.compute_memory_gb is not None else cluster.memory_gb
+        return Capacity(cpus=float(cpus), memory_gb=float(memory_gb), gpus=cluster.gpus)
     cpus = settings.compute_cpus if settings.compute_cpus is not None else _usable_cpus()
     memory_gb = settings.compute_memory_gb if settings.compute_memory_gb is not None else _usable_memory() / _GIB
     return Capacity(cpus=float(cpus), memory_gb=float(memory_gb), gpus=len(detect_gpus()))
+
+
+# --- a Ray cluster -----------------------------------------------------------------------------------------
+
+_cluster_lock = threading.Lock()
+_cluster_cache: dict[str, tuple[float, Capacity]] = {}  # dashboard address: (when asked, what it said)
+
+
+def cluster_capacity(address: str) -> Capacity:
+    """The resources of the Ray cluster's live nodes (CPU, the schedulable ``memory`` Ray admits jobs
+    against, GPU), asked of its dashboard at most every ``CLUSTER_CACHE_S``. When the cluster cannot be
+    asked: the last answer, or, before any, this machine's figures (nothing can run meanwhile anyway),
+    kept as long as an answer: a cluster that is away must not cost every caller the timeout."""
+    with _cluster_lock:  # callers meanwhile wait for the same answer rather than ask again
+        cached = _cluster_cache.get(address)
+        if cached is not None and time.monotonic() - cached[0] < CLUSTER_CACHE_S:
+            return cached[1]
+        try:
+            capacity = _ask_ray(address)
+        except Exception as exc:  # unreachable, refused, or an answer of another shape
+            log.warning("the Ray cluster at %s cannot be asked for its resources: %s", address, exc)
+            capacity = cached[1] if cached is not None else _this_machine()
+        _cluster_cache[address] = (time.monotonic(), capacity)
+        return capacity
+
+
+def _this_machine() -> Capacity:
+    return Capacity(cpus=_usable_cpus(), memory_gb=_usable_memory() / _GIB, gpus=len(detect_gpus()))
+
+
+def _ask_ray(address: str) -> Capacity:
+    """The cluster's resources through Ray's state API over the dashboard's HTTP address: the server needs
+    no Ray driver of its own (see ray_executor.py), and Ray's token authentication applies as to its jobs."""
+    from ray.util.state import list_nodes  # Ray is an optional extra, imported only where it is the executor
+
+    nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")], timeout=CLUSTER_TIMEOUT_S)
+    totals = [node.resources_total or {} for node in nodes]
+    return Capacity(
+        cpus=float(sum(total.get("CPU", 0) for total in totals)),
+        memory_gb=float(sum(total.get("memory", 0) for total in totals)) / _GIB,
+        gpus=int(sum(total.get("GPU", 0) for total in totals)),
+    )
 
 
 def fits_machine(demand: Demand, capacity: Capacity) -> bool:

@@ -30,7 +30,9 @@ class Staging:
     directory URL copies its tree into ``path``; of an object URL, the object into ``path/<name>`` (as
     ``ObjectStore.download``). An upload copies the folder ``path``, when it exists, under ``url`` (a
     directory). ``folders`` are made even when nothing is downloaded into them (the command's folder,
-    the output folders). Only a backend whose ``stages_remotely`` is true acts on it; otherwise the
+    the output folders). ``reports`` are files the command writes while it runs that the server needs
+    before it ends (a model server's port): each ``path`` is a file, uploaded to the object ``url`` as
+    soon as it appears. Only a backend whose ``stages_remotely`` is true acts on it; otherwise the
     server has staged the folder itself and the field is ignored.
     """
 
@@ -38,6 +40,7 @@ class Staging:
     downloads: tuple[Transfer, ...] = ()
     uploads: tuple[Transfer, ...] = ()
     folders: tuple[str, ...] = ()
+    reports: tuple[Transfer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ class LaunchSpec:
     # CUDA_VISIBLE_DEVICES: None leaves it unset (every GPU visible), [] hides them all.
     gpus: list[int] | None = None
     # One of many short processes (a search's trials): a backend may start it a cheaper way (the local
-    # one forks it from a long-lived launcher) with the same guarantees. Where the backend has no such
-    # way, it is ignored.
+    # one has a long-lived launcher start it, without a runner interpreter of its own) with the same
+    # guarantees. Where the backend has no such way, it is ignored.
     via_launcher: bool = False
     # How the job's node gets code and inputs and gives back outputs, when it stages them itself.
     staging: Staging | None = None
@@ -163,9 +166,10 @@ class ExitRecord:
 def read_exit_record(exit_path: Path) -> ExitRecord | None:
     """The exit code the runner recorded, or None if there is none (yet).
 
-    The file holds the code as plain text; it was written and fsynced before being renamed into place,
-    so its modification time is when the job ended. The rename is atomic, so a partial file is never
-    seen; anything unreadable is treated as absent rather than guessed at.
+    The file holds the code as plain text, written in full before it is renamed into place, so its
+    modification time is when the job ended. The rename is atomic, so a partial file is never seen;
+    anything unreadable (an empty file, after a power cut in the moment before a launcher's record was
+    durable) is treated as absent rather than guessed at.
     """
     try:
         raw = exit_path.read_text()

@@ -15,6 +15,10 @@ file needs nothing from OpenArts on the node (only Ray itself, for jobs on sever
   non-zero one; a rank whose node or worker dies fails the job with a message naming the rank and Ray's
   reason, which reaches the job's log.
 
+On one node, the command's process tree is measured every few seconds (CPU and resident memory, from
+/proc) and the figures are written into the log as one escape sequence (``USAGE_RECORD``), which the
+server's log follower takes out of the log and serves as the job's usage (``RayExecutor.usage``).
+
 Every command is started with the parent-death signal set to SIGKILL, so that when Ray ends the process
 running it (a stop, a lost node, a cancelled task) the command does not run on unaccounted for.
 
@@ -29,7 +33,10 @@ removes it (two lock files in the job's folder, which stay). A download that fai
 the command runs (``[openarts] staging failed: ...``, exit code 125). An upload that fails is reported as
 ``[openarts] output NAME could not be uploaded: REASON`` and the other outputs are still uploaded; the exit
 code stays the command's, and the server reads these lines from the log as it reports its own upload
-problems (``openarts.training.jobs.workdir.remote_upload_problems``).
+problems (``openarts.training.jobs.workdir.remote_upload_problems``). While the command runs, each report
+file it writes (a model server's port) is uploaded as soon as it appears, and the server reads it from the
+store: the same file the instance writes into a shared folder, rather than a line of the log, which the
+command's own output could imitate and which Ray may serve from another node's copy on one machine.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -71,8 +79,68 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_command(job: dict[str, Any], extra_env: dict[str, str]) -> int:
-    """Run the job's command here and return its exit code; SIGTERM to this process is passed on."""
+# --- usage: the command's process tree, measured here and reported through the log ----------------------
+
+USAGE_EVERY_S = 5.0
+# An OSC escape sequence (ESC ] ... BEL), written whole: the server's log follower takes it out of the job's
+# log (ray_executor.split_usage); a terminal that shows Ray's raw log ignores it.
+USAGE_RECORD = "\x1b]openarts-usage;{cpu:.1f};{memory:.1f}\x07"
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _processes() -> dict[int, tuple[int, float, int]]:
+    """Every process of this node: pid -> (parent pid, CPU seconds, resident bytes), from /proc."""
+    found: dict[int, tuple[int, float, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat_file:
+                fields = stat_file.read().rsplit(b")", 1)[1].split()  # after the command's name
+        except OSError:  # gone meanwhile
+            continue
+        # Fields 4, 14, 15 and 24 of proc(5), counted from the state (field 3).
+        ppid, utime, stime, rss = int(fields[1]), int(fields[11]), int(fields[12]), int(fields[21])
+        found[int(entry.name)] = (ppid, (utime + stime) / _TICKS, rss * _PAGE)
+    return found
+
+
+def tree_usage(root: int) -> dict[int, tuple[float, int]]:
+    """The process ``root`` and its descendants: pid -> (CPU seconds, resident bytes)."""
+    processes = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in processes.items():
+        children.setdefault(ppid, []).append(pid)
+    tree: dict[int, tuple[float, int]] = {}
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        if pid in processes and pid not in tree:
+            tree[pid] = processes[pid][1:]
+            pending += children.get(pid, [])
+    return tree
+
+
+def _report_usage(root: int, done: threading.Event, every_s: float) -> None:
+    """Every ``every_s``: the CPU (100 = one core, over the last interval) and memory of the command's tree,
+    as one record in the log. A process that ended meanwhile counts no more; one born meanwhile counts its
+    whole CPU time. The first look only sets the baseline."""
+    previous = tree_usage(root)
+    last = time.monotonic()
+    while not done.wait(every_s):
+        current = tree_usage(root)
+        now = time.monotonic()
+        spent = sum(cpu - previous.get(pid, (0.0, 0))[0] for pid, (cpu, _) in current.items())
+        memory = sum(rss for _, rss in current.values())
+        record = USAGE_RECORD.format(cpu=max(0.0, spent) * 100 / max(now - last, 1e-6), memory=memory / 2**20)
+        os.write(1, record.encode())  # stdout, the job's log; one write: never split by the command's output
+        previous, last = current, now
+
+
+def run_command(job: dict[str, Any], extra_env: dict[str, str], *, report_usage: bool = False) -> int:
+    """Run the job's command here and return its exit code; SIGTERM to this process is passed on. With
+    ``report_usage``, the command tree's CPU and memory go to the log every ``USAGE_EVERY_S``."""
     cwd = job["cwd"]
     if not os.path.isdir(cwd):
         print(
@@ -107,6 +175,10 @@ def run_command(job: dict[str, Any], extra_env: dict[str, str]) -> int:
         process.send_signal(signum)
 
     previous = signal.signal(signal.SIGTERM, forward)
+    done = threading.Event()
+    if report_usage:
+        every_s = float(job.get("usage_every_s") or USAGE_EVERY_S)
+        threading.Thread(target=_report_usage, args=(process.pid, done, every_s), daemon=True).start()
     try:
         while True:
             try:
@@ -118,6 +190,7 @@ def run_command(job: dict[str, Any], extra_env: dict[str, str]) -> int:
                 except subprocess.TimeoutExpired:
                     process.kill()
     finally:
+        done.set()
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -128,6 +201,7 @@ STAGING_USERS = ".openarts-staging.users"  # held shared by every process using 
 STAGED_MARKER = ".openarts-staged"  # the copy is complete
 _COPY_CHUNK = 1024 * 1024
 _MAX_KEY_BYTES = 1024
+_REPORT_POLL_S = 0.2  # how often a report file is looked for while the command runs
 _PUNCTUATION = frozenset("-_.+=@,~()!' ")
 _SOURCE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DEST_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -380,15 +454,55 @@ def _stage_out(staging: dict[str, Any], store: S3fsStore | Boto3Store) -> None:
             print(f"[openarts] output {item['name']} could not be uploaded: {_reason(exc)}", flush=True)
 
 
+def _report(staging: dict[str, Any], store: S3fsStore | Boto3Store, done: threading.Event) -> None:
+    """Upload each report file (a model server's port) as soon as it appears, until the command ends: the
+    server waits for it in the store, as it would read it from a shared folder."""
+    pending = list(staging.get("reports", []))
+    failed: set[str] = set()
+    while pending and not done.wait(_REPORT_POLL_S):
+        for item in list(pending):
+            path = inside(staging["root"], item["path"])
+            if not os.path.lexists(path):
+                continue
+            bucket, key = split_url(item["url"])
+            try:
+                problem = _upload_file(store, path, bucket, key)
+            except Exception as exc:  # the store briefly away: tried again next time, said once
+                if item["name"] not in failed:
+                    print(f"[openarts] report {item['name']} could not be uploaded: {_reason(exc)}", flush=True)
+                    failed.add(item["name"])
+                continue
+            if problem:
+                print(f"[openarts] report {item['name']} not uploaded: {problem}", flush=True)
+            pending.remove(item)
+
+
+@contextlib.contextmanager
+def _reporting(staging: dict[str, Any], store: S3fsStore | Boto3Store) -> Iterator[None]:
+    """``_report`` in a thread for the duration of the block (the command's run)."""
+    if not staging.get("reports"):
+        yield
+        return
+    done = threading.Event()
+    thread = threading.Thread(target=_report, args=(staging, store, done), name="openarts-reports", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=10)
+
+
 def _remove_copy(staging: dict[str, Any]) -> None:
     root = staging["root"]
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(root, STAGED_MARKER))
     tops = {relative.split("/")[0] for relative in staging.get("folders", [])}
-    tops.update(item["path"].split("/")[0] for item in staging.get("downloads", []) + staging.get("uploads", []))
+    transfers = staging.get("downloads", []) + staging.get("uploads", []) + staging.get("reports", [])
+    tops.update(item["path"].split("/")[0] for item in transfers)
     for top in sorted(tops):
         path = inside(root, top)
-        if os.path.islink(path):
+        if os.path.islink(path) or os.path.isfile(path):
             os.unlink(path)
         else:
             shutil.rmtree(path, ignore_errors=True)
@@ -399,12 +513,12 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_staged(job: dict[str, Any], extra_env: dict[str, str]) -> int:
+def run_staged(job: dict[str, Any], extra_env: dict[str, str], *, report_usage: bool = False) -> int:
     """Run the job's command here, staging its folder from the object store first when the job says so,
     and uploading its outputs afterwards; the exit code is the command's (or EXIT_STAGING_FAILED)."""
     staging = job.get("staging")
     if not staging:
-        return run_command(job, extra_env)
+        return run_command(job, extra_env, report_usage=report_usage)
     root = staging["root"]
     node = socket.gethostname()
     try:
@@ -425,7 +539,8 @@ def run_staged(job: dict[str, Any], extra_env: dict[str, str]) -> int:
                     return EXIT_STAGING_FAILED
                 os.close(os.open(os.path.join(root, STAGED_MARKER), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
                 print(f"[openarts] staged the job's folder on node {node} from the object store ({done})", flush=True)
-        code = run_command(job, extra_env)
+        with _reporting(staging, store):
+            code = run_command(job, extra_env, report_usage=report_usage)
         _stage_out(staging, store)
         return code
     finally:
@@ -535,8 +650,8 @@ def run_distributed(job: dict[str, Any]) -> int:
 def main() -> int:
     job = json.loads(os.environ.pop("OPENARTS_RAY_JOB"))
     if int(job.get("nodes") or 1) > 1:
-        return run_distributed(job)
-    return run_staged(job, {})
+        return run_distributed(job)  # no usage: Ray would prefix the ranks' records and hold them back
+    return run_staged(job, {}, report_usage=True)
 
 
 if __name__ == "__main__":

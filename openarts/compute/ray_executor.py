@@ -17,9 +17,10 @@ the job is submitted: it names the handle, and also records how much of the Ray 
 Exit codes and logs. The cluster runs ``ray_entry.py`` (see there), whose exit code is the command's;
 Ray records it as the driver's exit code. A follower thread per job copies Ray's log of the job into
 the spec's ``log_path`` as it grows and, once the job has ended, writes the exit file the controllers
-read (atomically, its modification time the job's end), then calls ``on_exit``. When Ray knows no exit
-code (a lost node, a job that vanished from the cluster) the outcome is ``lost`` and Ray's reason is
-appended to the log, where the controller's failure message picks it up.
+read (atomically, its modification time the job's end), then calls ``on_exit``. On the way it takes out
+of the log the usage records the node writes into it (``split_usage``): the last one is ``usage``. When
+Ray knows no exit code (a lost node, a job that vanished from the cluster) the outcome is ``lost`` and
+Ray's reason is appended to the log, where the controller's failure message picks it up.
 
 Staging. Given a ``RemoteStore`` (an S3-compatible object store, and nodes that do not share the data
 folder), the executor ``stages_remotely``: each job's node fetches the code and inputs named by the spec's
@@ -33,6 +34,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shlex
 import sys
@@ -54,6 +56,8 @@ from openarts.compute.executor import (
     read_exit_record,
 )
 from openarts.config import Settings
+from openarts.core.errors import ApiError
+from openarts.storage.paths import ObsPath, parse_obs_url
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,11 @@ SUBMISSION_PREFIX = "openarts-"
 EXIT_STOPPED = 128 + 15
 _TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 _POLL_S = 0.25  # how often a follower copies new log output and checks the job's state
+# The entrypoint's usage records (ray_entry.USAGE_RECORD); a record cut short at the end of what the log holds
+# so far is held back until the rest arrives (one is far shorter than USAGE_HOLD_BACK).
+USAGE_RECORD = re.compile(r"\x1b\]openarts-usage;(\d+(?:\.\d+)?);(\d+(?:\.\d+)?)\x07")
+USAGE_START = "\x1b]openarts-usage;"
+USAGE_HOLD_BACK = 64
 _UNREACHABLE_LOG_EVERY_S = 60.0
 
 
@@ -77,6 +86,22 @@ def submission_id(handle: ProcessHandle) -> str:
 
 def registry_path(exit_path: Path) -> Path:
     return exit_path.with_name(exit_path.name + REGISTRY_SUFFIX)
+
+
+def split_usage(text: str, *, final: bool = False) -> tuple[str, Usage | None, int]:
+    """The log ``text`` without the entrypoint's usage records, the last record's figures, and how much of
+    ``text`` that accounts for: a record cut short at its end is left for the next time (unless ``final``)."""
+    used = len(text)
+    escape = text.rfind("\x1b", max(0, len(text) - USAGE_HOLD_BACK))
+    if not final and escape >= 0:
+        tail = text[escape:]
+        if USAGE_START.startswith(tail) or (tail.startswith(USAGE_START) and "\x07" not in tail):
+            used = escape
+    records = list(USAGE_RECORD.finditer(text, 0, used))
+    if not records:
+        return text[:used], None, used
+    usage = Usage(cpu_percent=float(records[-1][1]), memory_mb=float(records[-1][2]))
+    return USAGE_RECORD.sub("", text[:used]), usage, used
 
 
 @dataclass(frozen=True)
@@ -108,6 +133,7 @@ def staging_description(staging: Staging, store: RemoteStore) -> dict[str, Any]:
         "downloads": [asdict(item) for item in staging.downloads],
         "uploads": [asdict(item) for item in staging.uploads],
         "folders": list(staging.folders),
+        "reports": [asdict(item) for item in staging.reports],
         "store": asdict(store),
     }
 
@@ -137,8 +163,11 @@ class RayExecutor:
         python: str | None = None,
         poll_s: float = _POLL_S,
         store: RemoteStore | None = None,
+        usage_every_s: float | None = None,
     ) -> None:
         self.address = address
+        self._usage_every_s = usage_every_s  # how often a job's node measures it (ray_entry's default when None)
+        self._usage: dict[str, Usage] = {}  # per submission id: the last figures its node reported
         self._store = store
         self._on_exit = on_exit
         self._python = python or sys.executable
@@ -203,6 +232,7 @@ class RayExecutor:
             "cpus_per_node": resources.cpus,
             "gpus_per_node": resources.gpus,
             "memory_bytes_per_node": resources.memory_mb * 1024 * 1024 if resources.memory_mb else None,
+            "usage_every_s": self._usage_every_s,
         }
         if self._store is not None and spec.staging is not None:
             # The keys travel in the runtime environment like the rest: never on a command line, never
@@ -255,8 +285,11 @@ class RayExecutor:
         return info is not None and str(info.status) not in _TERMINAL
 
     def usage(self, handle: ProcessHandle) -> Usage:
-        """Not measured on Ray: the cluster's per-process figures are behind its metrics agent, not Jobs."""
-        return Usage(cpu_percent=0.0, memory_mb=0.0)
+        """The figures the job's node last reported in its log (every few seconds, see ray_entry.py): its
+        command's process tree. Zero before the first report, after the job's end, for a job this executor
+        does not follow (another server's), and for a job on several nodes (not measured)."""
+        with self._lock:
+            return self._usage.get(submission_id(handle), Usage(cpu_percent=0.0, memory_mb=0.0))
 
     # --- stopping ---------------------------------------------------------------------------------------
 
@@ -334,19 +367,25 @@ class RayExecutor:
                     last_warning = time.monotonic()
             self._closed.wait(self._poll_s)
 
-    def _copy_logs(self, sid: str, log_path: Path, exit_path: Path) -> None:
+    def _copy_logs(self, sid: str, log_path: Path, exit_path: Path, *, final: bool = False) -> None:
         """Append what Ray has of the job's output beyond what was copied before (counted in the registry).
 
         The whole log is fetched each time (Ray Jobs' HTTP API has no offset); the count kept next to the
-        exit file lets a restarted server carry on without writing anything twice.
+        exit file lets a restarted server carry on without writing anything twice. The node's usage records
+        are taken out on the way, and their last figures kept for ``usage``.
         """
         text: str = self._client.get_job_logs(sid)
         registry = _read_registry(exit_path) or {}
         copied = int(registry.get("copied", 0))
         if len(text) <= copied:
             return
-        _append(exit_path, log_path, text[copied:])
-        registry["copied"] = len(text)
+        kept, usage, used = split_usage(text[copied:], final=final)
+        if usage is not None:
+            with self._lock:
+                self._usage[sid] = usage
+        if kept:
+            _append(exit_path, log_path, kept)
+        registry["copied"] = copied + used
         _write_registry(exit_path, registry)
 
     def _finish(self, sid: str, info: Any, log_path: Path, exit_path: Path) -> Outcome:
@@ -360,7 +399,9 @@ class RayExecutor:
             if (_read_registry(exit_path) or {}).get("lost"):
                 return Outcome(exit_code=None, lost=True)  # reported before: the reason is in the log once
             with contextlib.suppress(Exception):
-                self._copy_logs(sid, log_path, exit_path)  # the last lines, before the end is recorded
+                self._copy_logs(sid, log_path, exit_path, final=True)  # the last lines, before the end
+            with self._lock:
+                self._usage.pop(sid, None)
             code = info.driver_exit_code
             status = str(info.status)
             if code is None and status == "STOPPED":
@@ -441,3 +482,18 @@ def validate_ray_settings(settings: Settings) -> None:
             f"{settings.data_dir} at the same path."
         )
     # An S3-compatible store: each node stages its job's folder from it (RayExecutor.stages_remotely).
+    if settings.obs_private_url is not None:
+        private_url(settings)  # service instances stage from there: a typo fails now, not at a deploy
+
+
+def private_url(settings: Settings) -> ObsPath | None:
+    """The directory of the store where the server keeps its own objects (``OPENARTS_OBS_PRIVATE_URL``), or
+    None when unset; ``ValueError`` when it is not a directory URL of the object-path grammar."""
+    raw = settings.obs_private_url
+    if raw is None:
+        return None
+    try:
+        path = parse_obs_url(raw if raw.endswith("/") else raw + "/")
+    except ApiError as exc:
+        raise ValueError(f"OPENARTS_OBS_PRIVATE_URL: {exc.message}") from exc
+    return path

@@ -6,8 +6,9 @@ in its own transactions (one bad row never stops the others), then rebuilds the 
 - deploying / running / concerning: one instance row per instance of each config entry; each instance
   is launched through the compute executor (the row records the launch first, the process after, so a
   crash in between never starts two) and becomes ready once ``GET /health`` answers. Here the port is
-  chosen before launch; on a Ray node the instance takes a free one, writes it to its (shared) folder,
-  and the controller reads it back with the node's address (docs/operations.md, "Service instances"). Deploying turns
+  chosen before launch; on a Ray node the instance takes a free one and writes it down, and the
+  controller reads it back (from the shared folder, or from the object store: ``placement.py``) with the
+  node's address (docs/operations.md, "Service instances"). Deploying turns
   running when every instance is ready (failed when one exits before, or on the deploy timeout);
   running turns concerning while an instance is down and back when it is up again. An instance whose
   process ends is launched again (its in-flight calls fail with a 5xx at the gateway).
@@ -39,11 +40,12 @@ from openarts.compute.local import LocalExecutor
 from openarts.core.clock import to_ms
 from openarts.core.services import Services
 from openarts.inference import SERVER_SCRIPT
-from openarts.models import service as models
 from openarts.notebooks.jupyter import free_port
 from openarts.services import service
+from openarts.services.placement import PORT_FILE, InstanceFiles, SharedFiles, StoredFiles
 from openarts.services.routing import TABLE, Backend, Route
 from openarts.services.tables import Service, ServiceInstance
+from openarts.storage.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,10 @@ def probe(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
 
 
 class ServiceController:
-    def __init__(self, services: Services, executor: Executor) -> None:
+    def __init__(self, services: Services, executor: Executor, files: InstanceFiles | None = None) -> None:
         self.services = services
         self.executor = executor
+        self.files = files or SharedFiles(services.settings)
         self._on_this_machine = isinstance(executor, LocalExecutor)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -281,7 +284,7 @@ class ServiceController:
                 return message
             return None
         if instance.port is None:  # on a cluster node: the instance chose its port and wrote it down
-            address = self._reported_address(handle, folder / "port")
+            address = self._reported_address(handle, instance, folder)
             if address is None:
                 return None
             self._record(instance.id, host=address[0], port=address[1])
@@ -290,12 +293,12 @@ class ServiceController:
             self._record(instance.id, ready=True)
         return None
 
-    def _reported_address(self, handle: ProcessHandle, port_file: Path) -> tuple[str, int] | None:
-        """Where an instance on another machine listens: its node's address, and the port it wrote (the
-        instance folder is shared: services run on Ray only with OPENARTS_RAY_SHARED_FS)."""
-        try:
-            port = int(port_file.read_text())
-        except (OSError, ValueError):
+    def _reported_address(
+        self, handle: ProcessHandle, instance: ServiceInstance, folder: Path
+    ) -> tuple[str, int] | None:
+        """Where an instance on another machine listens: its node's address, and the port it reported."""
+        port = self.files.reported_port(instance, folder)
+        if port is None:
             return None
         host = self.executor.host_of(handle)
         return None if host is None else (host, port)
@@ -307,14 +310,16 @@ class ServiceController:
         if found is None:
             raise RuntimeError(f"model {instance.model_id} no longer exists")
         model_type, model_name = found
-        package = models.package_dir(self.services.settings, instance.model_id)
         folder.mkdir(parents=True, exist_ok=True)
-        # Here the port is chosen now; on a cluster node the instance takes a free one and logs it.
+        launched_at = self._now_ms()
+        # The package where the instance will read it (maybe copied to the store for its node first); a
+        # previous life's port cleared, so that the new one is not taken for it.
+        package, staging = self.files.prepare(instance, launched_at, folder)
+        # Here the port is chosen now; on a cluster node the instance takes a free one and reports it.
         port = free_port() if self._on_this_machine else 0
-        (folder / "port").unlink(missing_ok=True)  # a previous life's port, which the new one must not be taken for
         # The launch first, the process after: a crash in between leaves a row launched without a pid, which
         # the next pass adopts (found by its exit file) or launches; never two.
-        self._record(instance.id, port=port or None, launched_at=self._now_ms(), ready=False)
+        self._record(instance.id, port=port or None, launched_at=launched_at, ready=False)
         python = default_engine(self.services.settings).python
         argv = [
             python,
@@ -330,7 +335,7 @@ class ServiceController:
             "--port",
             str(port),
             "--port-file",
-            str(folder / "port"),
+            str(folder / PORT_FILE),
         ]
         env = {**entry.get("envs", {}), "MODEL_NAME": model_name, "SERVICE_ID": row.id}
         spec = LaunchSpec(
@@ -339,6 +344,7 @@ class ServiceController:
             env=env,
             log_path=folder / "instance.log",
             exit_path=self._exit_file(instance),
+            staging=staging,
         )
         handle = self.executor.launch(spec)
         self._record(instance.id, pid=handle.pid, process_start_time=handle.start_time)
@@ -373,6 +379,7 @@ class ServiceController:
         for instance in self._instances(service_id):
             self._end_instance(instance)
         shutil.rmtree(self.folder(service_id), ignore_errors=True)
+        self.files.forget(service_id)
         with self.services.db.write() as session:
             row = session.get(Service, service_id)
             if row is not None and row.status == service.DELETING:
@@ -597,9 +604,23 @@ def make_route_follower(services: Services) -> RouteFollower:
 
 
 def make_controller(services: Services) -> ServiceController:
-    """Instances run on the configured executor when its nodes share the data folder (the model packages
-    live there); otherwise on this machine, where the gateway reaches them on 127.0.0.1."""
+    """Instances run on the configured executor when its nodes can read the model packages: in the data
+    folder they share, or through the S3-compatible store (its private directory, OPENARTS_OBS_PRIVATE_URL);
+    otherwise on this machine, where the gateway reaches them on 127.0.0.1."""
     settings = services.settings
-    if settings.executor == "ray" and settings.ray_shared_fs:
+    if settings.executor != "ray":
+        return ServiceController(services, LocalExecutor(on_exit=service.wake_controller.set))
+    if settings.ray_shared_fs:
         return ServiceController(services, make_executor(settings, service.wake_controller.set))
-    return ServiceController(services, LocalExecutor(on_exit=service.wake_controller.set))
+    from openarts.compute.ray_executor import private_url  # Ray's module only where Ray is the executor
+
+    root = private_url(settings)
+    if root is None or settings.obs_endpoint is None:
+        log.warning(
+            "service instances run on this machine, not on the Ray cluster: its nodes share no data folder "
+            "(OPENARTS_RAY_SHARED_FS), and no private directory of the object store is set for the model "
+            "packages (OPENARTS_OBS_PRIVATE_URL)"
+        )
+        return ServiceController(services, LocalExecutor(on_exit=service.wake_controller.set))
+    files = StoredFiles(settings, ObjectStore(settings), root)
+    return ServiceController(services, make_executor(settings, service.wake_controller.set), files)

@@ -57,7 +57,7 @@ class ServiceInstance(Base):
     model_id: Mapped[str] = mapped_column(String(36))
     config_index: Mapped[int]
     # Where it listens: the host is the node's address (127.0.0.1 on this machine, a Ray node's IP on a
-    # cluster); the port is chosen before launch here, and read from the instance's log on a cluster.
+    # cluster); the port is chosen before launch here, and reported by the instance on a cluster.
     host: Mapped[str] = mapped_column(String(255), default="127.0.0.1", server_default="127.0.0.1")
     port: Mapped[int | None]
     pid: Mapped[int | None]
