@@ -52,7 +52,6 @@ class JobController:
         self.services = services
         self.executor = executor
         self.store = store
-        self.capacity = machine_capacity(services.settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._terminated: set[str] = set()  # jobs sent SIGTERM in this life of the server
@@ -145,7 +144,8 @@ class JobController:
         demands = [(r.phase, Demand(r.id, r.cpus, r.memory_gb, len(r.launch.get("gpus") or []))) for r in rows]
         queue = [demand for phase, demand in demands if phase == "Pending"]
         running = [demand for phase, demand in demands if phase != "Pending"] + others
-        for job_id in admit(queue, running, self.capacity):
+        # Asked at each admission: a Ray cluster's nodes come and go (its answer is kept a few seconds).
+        for job_id in admit(queue, running, machine_capacity(self.services.settings)):
             self._guard(job_id, self._launch, job_id)
 
     def _launch(self, job_id: str) -> None:
