@@ -142,7 +142,7 @@ def job_environment(spec: LaunchSpec) -> dict[str, str]:
     """
     env = {
         "PATH": os.environ.get("PATH") or os.defpath,
-        "HOME": str(Path.home()),
+        "HOME": os.environ.get("HOME") or str(Path.home()),  # Path.home() alone costs a search's launch 2 %
         "LANG": BASE_LANG,
         "PYTHONUNBUFFERED": "1",  # so the log shows prints as they happen, not when a buffer fills
         "TMPDIR": str(spec.cwd / "tmp"),  # scratch space inside the job's folder, removed with it

@@ -126,18 +126,18 @@ class Leadership:
                 log.exception("leadership pass failed")
 
     def tick(self) -> None:
+        try:
+            held = self._hold_all()
+        except Exception:
+            log.exception("leases could not be renewed")
+            held = set()
         for name, factory in self.factories:
-            try:
-                held = self._hold(name)
-            except Exception:
-                log.exception("lease %s: could not be renewed", name)
-                held = False
-            if held and name not in self.running:
+            if name in held and name not in self.running:
                 controller = factory(self.services)
                 controller.start()
                 self.running[name] = controller
                 log.info("lease %s: held by this server (%s); its controller runs here", name, self.me)
-            elif held:
+            elif name in held:
                 self.running[name].wake()  # work created through another server is seen within a tick
             elif name in self.running:
                 self._let_go(name)
@@ -147,25 +147,37 @@ class Leadership:
         controller.stop()
         log.info("lease %s: no longer held here; its controller stopped", name)
 
-    def _hold(self, name: str) -> bool:
-        """Take or renew the lease; whether this server holds it now."""
+    def _hold_all(self) -> set[str]:
+        """Take or renew every lease, in one transaction (a server renews them every second); the names of
+        those this server holds now."""
         now = _now_ms()
         mine = str(self.me)
+        expires_at = now + int(TTL_S * 1000)
+        names = [name for name, _ in self.factories]
+        held: set[str] = set()
         with self.services.db.write(durable=False) as session:
-            lease = session.scalar(select(ControllerLease).where(ControllerLease.name == name).with_for_update())
-            if lease is None:
-                session.add(ControllerLease(name=name, holder=mine, expires_at=now + int(TTL_S * 1000)))
-                try:
-                    session.flush()
-                except IntegrityError:  # another server inserted it first
-                    return False
-                return True
-            holder = Holder.parse(lease.holder)
-            free = lease.expires_at < now or (holder is not None and holder.is_dead_local_process())
-            if lease.holder == mine or free:
-                lease.holder, lease.expires_at = mine, now + int(TTL_S * 1000)
-                return True
-            return False
+            leases = {
+                lease.name: lease
+                for lease in session.scalars(
+                    select(ControllerLease).where(ControllerLease.name.in_(names)).with_for_update()
+                )
+            }
+            for name in names:
+                lease = leases.get(name)
+                if lease is None:
+                    try:
+                        with session.begin_nested():  # a savepoint: a lost race leaves the others' renewals
+                            session.add(ControllerLease(name=name, holder=mine, expires_at=expires_at))
+                    except IntegrityError:  # another server inserted it first
+                        continue
+                    held.add(name)
+                    continue
+                holder = Holder.parse(lease.holder)
+                free = lease.expires_at < now or (holder is not None and holder.is_dead_local_process())
+                if lease.holder == mine or free:
+                    lease.holder, lease.expires_at = mine, expires_at
+                    held.add(name)
+        return held
 
     def _release_all(self) -> None:
         """On a clean shutdown the leases go at once, so another server takes over without waiting."""
