@@ -12,6 +12,7 @@ that the instance read the package the node staged and that the port came throug
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
@@ -194,11 +195,11 @@ def test_a_node_stages_the_package_and_reports_the_port_while_the_instance_runs(
     ]
 
 
-@pytest.fixture
-def ray_api(ray_cluster: RayCluster, backend: str, tmp_path: Path) -> Iterator[Api]:
+@contextlib.contextmanager
+def _api_on_the_cluster(backend: str, tmp_path: Path, env: dict[str, str]) -> Iterator[Api]:
+    """A live server of its own with ``env``, its services deleted and leftovers killed at the end."""
     if backend != "sqlite":
         pytest.skip("the executor, not the database, is under test here")
-    env = ray_server_env(ray_cluster.address)
     with (
         fresh_database(backend, tmp_path) as url,
         own_server(
@@ -212,6 +213,12 @@ def ray_api(ray_cluster: RayCluster, backend: str, tmp_path: Path) -> Iterator[A
         ) as live,
     ):
         yield Api(live)
+
+
+@pytest.fixture
+def ray_api(ray_cluster: RayCluster, backend: str, tmp_path: Path) -> Iterator[Api]:
+    with _api_on_the_cluster(backend, tmp_path, ray_server_env(ray_cluster.address)) as api:
+        yield api
 
 
 def _ray_jobs(cluster: RayCluster) -> dict[str, str]:
@@ -261,27 +268,14 @@ def staged_api(
 ) -> Iterator[Api]:
     """A live server whose instances run on the cluster without a shared folder, its private directory in
     the test's bucket."""
-    if backend != "sqlite":
-        pytest.skip("the executor, not the database, is under test here")
     env = {
         **ray_server_env(ray_cluster.address, shared_fs=False),
         "OPENARTS_OBS_ENDPOINT": moto_s3,
         **KEYS,
         "OPENARTS_OBS_PRIVATE_URL": f"obs://{bucket[1]}/{PRIVATE}/",
     }
-    with (
-        fresh_database(backend, tmp_path) as url,
-        own_server(
-            url,
-            tmp_path,
-            cpus=2,
-            memory_gb=16,
-            env=env,
-            clean_up=lambda live: delete_all_services(Api(live)),
-            kill_leftovers=kill_leftovers,
-        ) as live,
-    ):
-        yield Api(live)
+    with _api_on_the_cluster(backend, tmp_path, env) as api:
+        yield api
 
 
 def _listening_ports(process: psutil.Process) -> set[int]:
