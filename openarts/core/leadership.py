@@ -13,7 +13,8 @@ restarted after ``kill -9`` does not wait for its own old leases to expire.
 
 Requests on one server wake only that server's controllers; the holder of a lease therefore also pokes
 its controllers every ``RENEW_S`` (``Controller.wake``), so work created through another server is seen
-within about a second even by a controller that sleeps until woken.
+within about a second even by a controller that sleeps until woken. Not on SQLite: its database is one
+server's file, whose own requests wake its controllers.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ class Leadership:
                 self.running[name] = controller
                 log.info("lease %s: held by this server (%s); its controller runs here", name, self.me)
             elif name in held:
-                self.running[name].wake()  # work created through another server is seen within a tick
+                if not self.services.db.is_sqlite:  # SQLite: one server's file, whose requests wake it
+                    self.running[name].wake()  # work created through another server is seen within a tick
             elif name in self.running:
                 self._let_go(name)
 

@@ -57,7 +57,10 @@ def test_one_server_holds_each_lease_and_another_takes_over_when_it_lets_go(inpr
     second.tick()
     assert log == ["start one@a", "start two@a"]
     first.tick()
-    assert log[-2:] == ["wake one@a", "wake two@a"]  # the holder pokes its controllers every tick
+    if inprocess.db.is_sqlite:  # one server's file: its own requests wake its controllers, nobody else's come
+        assert log == ["start one@a", "start two@a"]
+    else:  # the holder pokes its controllers every tick, for the work created through other servers
+        assert log[-2:] == ["wake one@a", "wake two@a"]
     first.stop()  # a clean shutdown releases the leases at once
     second.tick()
     assert log[-4:] == ["stop two@a", "stop one@a", "start one@b", "start two@b"]
