@@ -425,12 +425,18 @@ def _locked(root: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _make_folders(staging: dict[str, Any]) -> None:
+    """The folders this process's command line names (a search trial's own output subfolder among them)."""
+    root = staging["root"]
+    for relative in staging.get("folders", []):
+        _make_dirs(inside(root, relative), root)
+
+
 def _stage_in(staging: dict[str, Any], store: S3fsStore | Boto3Store) -> str:
     """Fetch the code and inputs into the job's folder on this node; what was done, for the log."""
     root = staging["root"]
     started = time.monotonic()
-    for relative in staging.get("folders", []):
-        _make_dirs(inside(root, relative), root)
+    _make_folders(staging)
     files = size = 0
     for item in staging.get("downloads", []):
         try:
@@ -539,6 +545,13 @@ def run_staged(job: dict[str, Any], extra_env: dict[str, str], *, report_usage: 
                     return EXIT_STAGING_FAILED
                 os.close(os.open(os.path.join(root, STAGED_MARKER), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
                 print(f"[openarts] staged the job's folder on node {node} from the object store ({done})", flush=True)
+            else:
+                # Another process of the job (a trial) made the copy: this one's own folders may be missing.
+                try:
+                    _make_folders(staging)
+                except Exception as exc:
+                    print(f"[openarts] staging failed on node {node}: {_reason(exc)}", flush=True)
+                    return EXIT_STAGING_FAILED
         with _reporting(staging, store):
             code = run_command(job, extra_env, report_usage=report_usage)
         _stage_out(staging, store)
