@@ -35,13 +35,23 @@ On the 2-CPU development machine (shared with other test runs, hence the spread;
   the server during searches: about 10 ms of server CPU per trial, 40 % in the tuner's one transaction
   per pass and the launch request, 13 % in the leadership lease's renewals.
 
+- 2026-11-27, later (the launcher is the runner of the trials it starts: posix_spawn, no copy of an
+  interpreter per trial, exit records made durable off its loop; the tuner's writes as prepared
+  statements; one read of /proc/PID/stat to tell whether a process still runs; leases renewed in one
+  transaction, no poke of the controllers on SQLite), nine paired rounds, twice, on a quiet machine:
+  median ratio 1.27 (search 2.66 s, direct 1.99 s) and 1.28 (2.55 s, 1.94 s); single rounds 1.06-1.56,
+  so a run of five rounds lands anywhere from 1.2 to 1.4 on this machine. CPU per trial, from /proc:
+  the server 4.1-4.9 ms (5.5-7.7 before) with its background threads and the client's polls, the
+  launcher 0.6-0.8 ms (1.0-1.3), the trial processes the same as run directly (30-35 ms). Of the
+  controller's share, hyperopt's proposal is a third and the transaction a quarter.
+
 What remained before that, in CPU per trial: the trial itself about 38 ms; the training controller 7-9 ms (half in
 the tuner, half in the pass around it: the active-job query, the job's row, admission); this script's
 own polling, every 50 ms, about 7 ms of the server's and 3.5 ms of its own per poll. With two trials
 keeping both CPUs busy, all of it comes out of the trials' time. A server's first search also imports
 hyperopt (about 0.3 s, networkx and scipy.special mostly), during which no trial runs.
 
-Usage: ``python bench/search_overhead.py [--trials 100] [--rounds 5]``
+Usage: ``python bench/search_overhead.py [--trials 100] [--rounds 5]`` (nine rounds give a steadier median)
 """
 
 from __future__ import annotations
