@@ -394,8 +394,9 @@ def _spawn(request: dict[str, Any]) -> tuple[int, int, int]:
     is made): the command leads its own session and process group (so a stop reaches its whole tree and
     no signal meant for the launcher reaches it), stdin is /dev/null, stdout and stderr go to the log, it
     starts in the job's folder with the job's environment, PATH lookup included, under the memory limit,
-    with no signal blocked and the ones Python ignores back to their default. The launcher is
-    single-threaded, so changing its own folder, PATH and limit for the duration of the call is safe.
+    with no signal blocked and the ones Python ignores back to their default. Only this loop starts
+    processes or reads PATH (the launcher's other thread fsyncs records by absolute paths), so changing
+    the launcher's own folder, PATH and limit for the duration of the call is safe.
     Raises, with nothing left running, when the command cannot be started: the server then starts a
     runner as usual, which reports the failure the usual way (exit code 127 or 126 and a message).
     """
