@@ -61,6 +61,12 @@ class LaunchSpec:
     via_launcher: bool = False
     # How the job's node gets code and inputs and gives back outputs, when it stages them itself.
     staging: Staging | None = None
+    # What the flavor asks of each node (its cores; memory and GPUs are ``memory_limit_mb`` and ``gpus``),
+    # and on how many nodes the command runs, once on each. A backend that places jobs by their resources
+    # (Ray) asks for them; None leaves the backend's own default (one CPU on Ray). The local backend has
+    # one machine: it refuses ``nodes`` > 1 and leaves CPUs to the capacity pool's admission.
+    cpus: float | None = None
+    nodes: int = 1
 
 
 @dataclass(frozen=True)

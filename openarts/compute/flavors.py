@@ -54,15 +54,22 @@ class Flavor:
             "flavor_id": self.flavor_id,
             "flavor_name": self.flavor_name,
             "flavor_type": self.flavor_type,
-            "max_num": 1,  # one node: OpenArts does not run distributed jobs
+            # One node as local processes. On the Ray executor a job may ask for more (node_count), as many as
+            # the cluster has nodes, which this catalogue does not ask it: docs/compat.md says so.
+            "max_num": 1,
             "billing": {"code": self.flavor_id, "unit_num": 1},
             "flavor_info": info,
             "attributes": {},
         }
 
-    def demand(self, key: str) -> Demand:
-        """What a job of this flavor takes from the capacity pool."""
-        return Demand(key=key, cpus=float(self.cpu_cores), memory_gb=float(self.memory_gb), gpus=self.gpu_count)
+    def demand(self, key: str, nodes: int = 1) -> Demand:
+        """What a job of this flavor on ``nodes`` nodes takes from the capacity pool: the flavor on each."""
+        return Demand(
+            key=key,
+            cpus=float(self.cpu_cores * nodes),
+            memory_gb=float(self.memory_gb * nodes),
+            gpus=self.gpu_count * nodes,
+        )
 
 
 def catalogue(settings: Settings) -> list[Flavor]:

@@ -95,6 +95,8 @@ class LocalExecutor:
     # --- starting ---------------------------------------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> ProcessHandle:
+        if spec.nodes != 1:  # one machine: a job over several nodes needs a cluster (the Ray executor)
+            raise ValueError(f"a local job runs on one node, not {spec.nodes}")
         if not spec.argv or not all(isinstance(arg, str) for arg in spec.argv):
             raise ValueError("argv must be a non-empty list of strings")
         if spec.memory_limit_mb is not None and spec.memory_limit_mb <= 0:

@@ -114,6 +114,18 @@ class RayResources:
     nodes: int = 1
 
 
+def ray_resources(spec: LaunchSpec) -> RayResources:
+    """What a spec asks of the cluster: per node, the flavor's CPUs (one when it names none), its memory
+    limit and as many GPUs as it lists (their indices mean nothing on the cluster: Ray picks the cards),
+    on ``spec.nodes`` nodes."""
+    return RayResources(
+        cpus=1.0 if spec.cpus is None else float(spec.cpus),
+        memory_mb=spec.memory_limit_mb,
+        gpus=len(spec.gpus or []),
+        nodes=spec.nodes,
+    )
+
+
 @dataclass(frozen=True)
 class RemoteStore:
     """How the nodes reach the S3-compatible object store to stage their jobs themselves."""
@@ -201,14 +213,13 @@ class RayExecutor:
     # --- starting ---------------------------------------------------------------------------------------
 
     def launch(self, spec: LaunchSpec, resources: RayResources | None = None) -> ProcessHandle:
-        """Submit the job and return at once. Without ``resources``: one node, one CPU, the spec's memory
-        limit and as many GPUs as the spec lists (their indices mean nothing on the cluster: Ray picks)."""
+        """Submit the job and return at once. Without ``resources``, the spec's (``ray_resources``)."""
         if not spec.argv or not all(isinstance(arg, str) for arg in spec.argv):
             raise ValueError("argv must be a non-empty list of strings")
         if spec.memory_limit_mb is not None and spec.memory_limit_mb <= 0:
             raise ValueError("memory_limit_mb must be positive")
         if resources is None:
-            resources = RayResources(memory_mb=spec.memory_limit_mb, gpus=len(spec.gpus or []))
+            resources = ray_resources(spec)
         if resources.nodes < 1 or resources.cpus < 0 or resources.gpus < 0:
             raise ValueError("resources must ask for at least one node and no negative amounts")
         # The local GPU indices are not passed on: on the cluster, Ray sets CUDA_VISIBLE_DEVICES.

@@ -2,7 +2,9 @@
 
 Both nodes are ``ray start --block`` processes in sessions of their own, so the fixture ends exactly
 the processes it started (each node's processes die with its ``ray start``). Token authentication is on,
-as a server in production should use it. Each node offers one CPU: a two-node job lands one rank on each.
+as a server in production should use it. Each node offers two CPUs (logical: Ray places by them, it does
+not pin them), the cores of the smallest flavor, ``modelarts.vm.cpu.2u``, which jobs through the server
+ask of their node; a two-node job lands one rank on each (STRICT_SPREAD).
 """
 
 from __future__ import annotations
@@ -137,8 +139,9 @@ def ray_cluster() -> Iterator[RayCluster]:
 
 
 @contextlib.contextmanager
-def running_cluster(nodes: int = 2) -> Iterator[RayCluster]:
-    """A head node (and a worker node when ``nodes`` is 2), token authentication on, for the block."""
+def running_cluster(nodes: int = 2, cpus: int = 2) -> Iterator[RayCluster]:
+    """A head node (and a worker node when ``nodes`` is 2) of ``cpus`` CPUs each, token authentication
+    on, for the block."""
     temp_dir = Path(tempfile.mkdtemp(prefix="oa-ray-", dir="/tmp"))  # short: Ray's socket paths are limited
     token = secrets.token_hex(16)
     saved = {key: os.environ.get(key) for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
@@ -156,7 +159,7 @@ def running_cluster(nodes: int = 2) -> Iterator[RayCluster]:
     }
     gcs_port, dashboard_port = _free_port(), _free_port()
     # Each node its own temp dir: on a shared one, both nodes' log monitors would send every line twice.
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0"]
+    common = ["--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--num-gpus=0"]
     head = _start_node(
         [
             "--head",

@@ -1,6 +1,6 @@
 """The real server with ``OPENARTS_EXECUTOR=ray``: a training job submitted through the official SDK runs
 on the Ray cluster, its log reaches the job's log endpoint, and its output is uploaded as with the local
-executor (the nodes share the data folder: one machine)."""
+executor (the nodes share the data folder: one machine). A job with node_count 2 runs a rank on each node."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from huaweicloudsdkmodelarts.v1 import ShowTrainingJobLogsPreviewRequest
+from huaweicloudsdkmodelarts.v1 import (
+    ListTrainingJobTasksRequest,
+    ShowTrainingJobDetailsRequest,
+    ShowTrainingJobLogsPreviewRequest,
+)
 
 from tests.ray.conftest import RayCluster
 from tests.support.databases import fresh_database
@@ -52,3 +56,45 @@ def test_a_training_job_runs_on_the_ray_cluster(ray_server: LiveServer) -> None:
     )
     assert "hello from ray" in logs.content
     assert get(ray_server, "obs://raybucket/out/result.txt") == "done"
+
+
+RANKS = (
+    "import os\n"
+    "e = os.environ\n"
+    "print('rank=%s world=%s master=%s:%s' % (e['RANK'], e['WORLD_SIZE'], e['MASTER_ADDR'], e['MASTER_PORT']))\n"
+)
+
+
+@pytest.mark.timeout(180)
+def test_a_job_on_two_nodes_runs_one_rank_on_each(ray_server: LiveServer) -> None:
+    """node_count 2: one process on each node of the cluster, each with its rank, the world size and one
+    rendezvous address; both ranks' output in the one log, whichever task's log is asked for; the job shows
+    two tasks. Each rank asked for the flavor's CPUs and memory on its node."""
+    client = ray_server.client()
+    request = python_job("two-nodes", "raybucket", RANKS, ray_server)
+    request.body.spec.resource.node_count = 2
+    created = client.create_training_job(request)
+    assert created.spec.resource.node_count == 2
+    assert created.status.tasks == ["worker-0", "worker-1"]
+    job_id = created.metadata.id
+    ended = wait_for(client, job_id, timeout=150)
+    logs = {
+        task: client.show_training_job_logs_preview(
+            ShowTrainingJobLogsPreviewRequest(training_job_id=job_id, task_id=task)
+        ).content
+        for task in ("worker-0", "worker-1")
+    }
+    text = logs["worker-0"]
+    assert ended.status.phase == "Completed", (ended.status, text)
+    assert logs["worker-1"] == text  # one log for the job: every rank's output
+    assert "rank=0 world=2 master=" in text and "rank=1 world=2 master=" in text, text
+    masters = {line.split("master=")[1].split()[0] for line in text.splitlines() if "world=2 master=" in line}
+    assert len(masters) == 1, text  # both ranks were told the same rendezvous address
+    assert f"waiting for 2 nodes with {{'CPU': 2.0, 'memory': {8 * 1024**3}.0}} each" in text, text
+
+    shown = client.show_training_job_details(ShowTrainingJobDetailsRequest(training_job_id=job_id))
+    assert shown.spec.resource.node_count == 2
+    assert shown.status.tasks == ["worker-0", "worker-1"]
+    assert [(s.task, s.exit_code) for s in shown.status.task_statuses] == [("worker-0", 0), ("worker-1", 0)]
+    tasks = client.list_training_job_tasks(ListTrainingJobTasksRequest(training_job_id=job_id))
+    assert [t.task for t in tasks.body] == ["worker-0", "worker-1"]

@@ -87,7 +87,7 @@ def test_the_real_cluster_offers_its_nodes(
 ) -> None:
     monkeypatch.setattr(capacity, "_cluster_cache", {})
     pool = machine_capacity(settings(tmp_path, ray_cluster.address))
-    assert pool.cpus == 2.0 and pool.gpus == 0  # two nodes of one CPU each (conftest.py), token auth on
+    assert pool.cpus == 4.0 and pool.gpus == 0  # two nodes of two CPUs each (conftest.py), token auth on
     assert pool.memory_gb > 0
     limited = machine_capacity(settings(tmp_path, ray_cluster.address, OPENARTS_COMPUTE_MEMORY_GB="1"))
-    assert limited == Capacity(2.0, 1.0, 0)
+    assert limited == Capacity(4.0, 1.0, 0)

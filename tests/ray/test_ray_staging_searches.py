@@ -102,7 +102,7 @@ def one_node_cluster() -> Iterator[RayCluster]:
     """A cluster of one node (one CPU) for the test. Not the session's two nodes: on one machine the second
     node's dashboard agent serves the head's copy of a driver's log (see tests/conftest.py), so a trial whose
     driver ran there would show no reward; on one node the log is whole (and the trials queue in Ray)."""
-    with started_ray_cluster(nodes=1) as cluster:
+    with started_ray_cluster(nodes=1, cpus=1) as cluster:
         yield cluster
 
 

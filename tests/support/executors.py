@@ -28,7 +28,7 @@ def on_ray() -> bool:
 
 
 @contextlib.contextmanager
-def started_ray_cluster(nodes: int) -> Iterator[RayCluster]:
+def started_ray_cluster(nodes: int, cpus: int = 2) -> Iterator[RayCluster]:
     """``running_cluster``, started a second time if a node exits at start: on a busy machine Ray's
     dashboard agent may take longer than the 15 s its raylet waits for it, and the raylet then exits
     (a fixed wait in Ray: ray-project/ray#65983)."""
@@ -36,11 +36,11 @@ def started_ray_cluster(nodes: int) -> Iterator[RayCluster]:
 
     with contextlib.ExitStack() as stack:
         try:
-            cluster = stack.enter_context(running_cluster(nodes=nodes))
+            cluster = stack.enter_context(running_cluster(nodes=nodes, cpus=cpus))
         except RuntimeError as exc:  # running_cluster has stopped what it started
             if "exited at start" not in str(exc):
                 raise
-            cluster = stack.enter_context(running_cluster(nodes=nodes))
+            cluster = stack.enter_context(running_cluster(nodes=nodes, cpus=cpus))
         yield cluster
 
 

@@ -33,6 +33,7 @@ from huaweicloudsdkmodelarts.v1 import (
     ValidateTrainingJobNameRequest,
 )
 
+from tests.autosearch.search_support import search_job, search_policy
 from tests.support.executors import on_ray
 from tests.support.server import LiveServer
 from tests.training.conftest import Raw
@@ -280,6 +281,49 @@ def test_duplicate_names_and_page_sizes(admin_client: Any, unique: Unique) -> No
     with pytest.raises(ClientRequestException) as caught:
         admin_client.list_training_jobs(ListTrainingJobsRequest(body=JobSearches(sort_by="owner")))
     assert caught.value.error_code == "ModelArts.2790"
+
+
+def test_one_node_per_job_without_ray(admin_client: Any, unique: Unique) -> None:
+    """Jobs run as this machine's processes: node_count 2 is refused, saying why and what would run it (the
+    Ray executor), and nothing is created; node_count 1 is the job it always was, with the one task worker-0."""
+    if on_ray():
+        pytest.skip("the session server runs jobs on Ray, where jobs may ask for several nodes (tests/ray)")
+    name = unique("two-nodes")
+    request = job(name, command="python -c pass")
+    request.body.spec.resource.node_count = 2
+    with pytest.raises(ClientRequestException) as caught:
+        admin_client.create_training_job(request)
+    assert (caught.value.status_code, caught.value.error_code) == (400, "ModelArts.2788")
+    assert "node_count is 2" in caught.value.error_msg and "one node" in caught.value.error_msg
+    assert "OPENARTS_EXECUTOR=ray" in caught.value.error_msg
+    like = Filter(key="name", operator="like", value=[name])
+    assert admin_client.list_training_jobs(ListTrainingJobsRequest(body=JobSearches(filters=[like]))).total == 0
+
+    created = admin_client.create_training_job(job(unique("one-node"), command="python -c pass"))
+    assert created.spec.resource.node_count == 1 and created.status.tasks == ["worker-0"]
+    done = wait_for(admin_client, created.metadata.id)
+    assert done.status.phase == "Completed", done.status.task_statuses
+    assert [status.task for status in done.status.task_statuses] == ["worker-0"]
+    tasks = admin_client.list_training_job_tasks(ListTrainingJobTasksRequest(training_job_id=created.metadata.id))
+    assert [t.task for t in tasks.body] == ["worker-0"]
+    with pytest.raises(ClientRequestException) as caught:  # a job on one node has no second task
+        admin_client.show_training_job_logs_preview(
+            ShowTrainingJobLogsPreviewRequest(training_job_id=created.metadata.id, task_id="worker-1")
+        )
+    assert (caught.value.status_code, caught.value.error_code) == (400, "ModelArts.2788")
+
+
+def test_a_search_runs_on_one_node(server: LiveServer, admin_client: Any, unique: Unique) -> None:
+    """Whatever runs the jobs: each trial is one process, so a search asking for two nodes is refused."""
+    name = unique("search-nodes")
+    request = search_job(name, server, search_policy(samples=2))
+    request.body.spec.resource.node_count = 2
+    with pytest.raises(ClientRequestException) as caught:
+        admin_client.create_training_job(request)
+    assert (caught.value.status_code, caught.value.error_code) == (400, "ModelArts.2788")
+    assert "auto_search" in caught.value.error_msg and "one process on one node" in caught.value.error_msg
+    like = Filter(key="name", operator="like", value=[name])
+    assert admin_client.list_training_jobs(ListTrainingJobsRequest(body=JobSearches(filters=[like]))).total == 0
 
 
 @pytest.mark.sdk_on_ray

@@ -118,9 +118,9 @@ def list_training_job_tasks(request: Request, training_job_id: str) -> JSONRespo
 @router.get("/training-jobs/{training_job_id}/tasks/{task_id}/logs/preview")
 def show_training_job_logs_preview(request: Request, training_job_id: str, task_id: str) -> JSONResponse:
     services = services_of(request)
-    observe.check_task(task_id)
     with services.db.read() as session:
         job = service.get_job(session, principal_of(request), training_job_id)
+    observe.check_task(job, task_id)
     return ok(observe.log_preview(_folder(services, job.id)))
 
 
@@ -135,18 +135,18 @@ class LogQuery(BaseModel):
 def show_training_job_logs_from_aom(request: Request, training_job_id: str, task_id: str) -> JSONResponse:
     services = services_of(request)
     query = parse_query(request, LogQuery)
-    observe.check_task(task_id)
     with services.db.read() as session:
         job = service.get_job(session, principal_of(request), training_job_id)
+    observe.check_task(job, task_id)
     return ok(observe.log_lines(_folder(services, job.id), query.base_line, query.lines, query.order))
 
 
 @router.get("/training-jobs/{training_job_id}/metrics/{task_id}")
 def show_training_job_metrics(request: Request, training_job_id: str, task_id: str) -> JSONResponse:
     services = services_of(request)
-    observe.check_task(task_id)
     with services.db.read() as session:
         job = service.get_job(session, principal_of(request), training_job_id)
+        observe.check_task(job, task_id)
         return ok(observe.metrics(session, job))
 
 
@@ -186,11 +186,11 @@ def notify_training_job_information(
     request: Request, training_job_id: str, task_id: str, report_type: str, body: dict[str, Any] | None = None
 ) -> Response:
     services = services_of(request)
-    observe.check_task(task_id)
     if not report_type.isidentifier() or len(report_type) > 64:
         raise errors.invalid_param("report_type must be a short identifier.")
     with services.db.write() as session:
         job = service.get_job(session, principal_of(request), training_job_id)
+        observe.check_task(job, task_id)
         detail = json.dumps(body or {}, ensure_ascii=False)[:1024]
         service.add_event(session, job.id, _now_ms(services), f"Task {task_id} reported {report_type}: {detail}")
     return Response(status_code=200)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from openarts.autosearch.tuner import Tuner
 from openarts.compute import claims
-from openarts.compute.capacity import Demand, admit, machine_capacity
+from openarts.compute.capacity import admit, machine_capacity
 from openarts.compute.executor import Executor, ProcessHandle
 from openarts.core.clock import to_ms
 from openarts.core.hot_reads import HotQuery
@@ -141,7 +141,7 @@ class JobController:
                 .order_by(TrainingJob.queue_seq)
             ).all()
             others = claims.held(session, besides="training")  # notebooks, services on the same pool
-        demands = [(r.phase, Demand(r.id, r.cpus, r.memory_gb, len(r.launch.get("gpus") or []))) for r in rows]
+        demands = [(r.phase, service.job_demand(r.id, r.cpus, r.memory_gb, r.launch)) for r in rows]
         queue = [demand for phase, demand in demands if phase == "Pending"]
         running = [demand for phase, demand in demands if phase != "Pending"] + others
         # Asked at each admission: a Ray cluster's nodes come and go (its answer is kept a few seconds).

@@ -45,6 +45,28 @@ def unsupported_flavor(message: str) -> ApiError:
     return training_error("2840", "UnsupportedFlavor", message, "Choose a flavor that fits this machine.")
 
 
+def several_nodes_need_ray(node_count: int) -> ApiError:
+    """A job over several nodes on a server that runs jobs as its own local processes."""
+    return training_error(
+        "2788",
+        "InvalidParam",
+        f"spec.resource.node_count is {node_count}, but this server runs each job as processes on its own "
+        "machine, one node; jobs on several nodes run when the server runs jobs on a Ray cluster "
+        "(OPENARTS_EXECUTOR=ray).",
+        "Set spec.resource.node_count to 1, or run the server with OPENARTS_EXECUTOR=ray.",
+    )
+
+
+def search_on_several_nodes(node_count: int) -> ApiError:
+    return training_error(
+        "2788",
+        "InvalidParam",
+        f"spec.resource.node_count is {node_count}, but a hyperparameter search (algorithm.policies.auto_search) "
+        "runs each trial as one process on one node.",
+        "Set spec.resource.node_count to 1 for a search.",
+    )
+
+
 def unsupported_filter(key: str) -> ApiError:
     return training_error(
         "2789", "UnsupportedFilterBy", f"cannot filter by {key}.", "Filter by name, phase, create_time, ..."

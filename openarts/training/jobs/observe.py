@@ -11,16 +11,19 @@ from sqlalchemy.orm import Session
 from openarts.core.sql import contains
 from openarts.training.jobs import errors
 from openarts.training.jobs.tables import JobEvent, JobMetricSample, TrainingJob
-from openarts.training.jobs.wire import TASK
+from openarts.training.jobs.wire import task_names
 from openarts.training.jobs.workdir import JobDir
 
 PREVIEW_MAX_BYTES = 5 * 1024 * 1024  # ModelArts previews at most 5 MB, the newest part
 METRICS = ("cpuUsage", "memUsage", "gpuUtil", "gpuMemUsage", "npuUtil", "npuMemUsage")
 
 
-def check_task(task_id: str) -> None:
-    if task_id != TASK:
-        raise errors.invalid_param(f"task {task_id} does not exist; the job's task is {TASK}.")
+def check_task(job: TrainingJob, task_id: str) -> None:
+    """A task of the job: one per node. Every task's log, metrics and reports are the job's: its ranks'
+    output comes back as one log (the Ray executor brings it from every node)."""
+    tasks = task_names(job)
+    if task_id not in tasks:
+        raise errors.invalid_param(f"task {task_id} does not exist; the job's tasks are {', '.join(tasks)}.")
 
 
 def log_preview(folder: JobDir) -> dict[str, Any]:
@@ -124,4 +127,7 @@ def _rfc3339(ms: int) -> str:
 
 def tasks(job: TrainingJob) -> list[dict[str, Any]]:
     schedule_count = 1 if job.start_time else 0
-    return [{"task": TASK, "ip": "127.0.0.1", "host_ip": "127.0.0.1", "schedule_count": schedule_count}]
+    return [
+        {"task": task, "ip": "127.0.0.1", "host_ip": "127.0.0.1", "schedule_count": schedule_count}
+        for task in task_names(job)
+    ]

@@ -50,20 +50,33 @@ def _engine(settings: Settings, algorithm: AlgorithmIn) -> Engine:
     return engine
 
 
-def _flavor(settings: Settings, body: CreateJob) -> Flavor:
+def _node_count(settings: Settings, body: CreateJob, algorithm: AlgorithmIn) -> int:
+    """On how many nodes the job runs, one process on each with the rendezvous variables a distributed
+    script reads (RANK, WORLD_SIZE, MASTER_ADDR...: see compute/ray_entry.py). Several nodes need a
+    cluster, so only the Ray executor runs them; a search's trials are one process each."""
+    nodes = body.spec.resource.node_count
+    if nodes == 1:
+        return 1
+    if (algorithm.policies or {}).get("auto_search"):
+        raise errors.search_on_several_nodes(nodes)
+    if settings.executor != "ray":
+        raise errors.several_nodes_need_ray(nodes)
+    return nodes
+
+
+def _flavor(settings: Settings, body: CreateJob, nodes: int) -> Flavor:
     resource = body.spec.resource
     if resource.pool_id or resource.pool_group_id:
         raise errors.invalid_param("dedicated resource pools do not exist here; give spec.resource.flavor_id.")
     if not resource.flavor_id:
         raise errors.invalid_param("spec.resource.flavor_id is required.")
-    if resource.node_count != 1:
-        raise errors.invalid_param("spec.resource.node_count must be 1: jobs run on one machine.")
     flavor = find_flavor(settings, resource.flavor_id)
     if flavor is None:
         raise errors.flavor_not_found(resource.flavor_id)
-    demand = Demand("", float(flavor.cpu_cores), float(flavor.memory_gb))
+    demand = Demand("", float(flavor.cpu_cores * nodes), float(flavor.memory_gb * nodes))
     if settings.strict_flavors and not fits_machine(demand, machine_capacity(settings)):
-        raise errors.unsupported_flavor(f"{flavor.flavor_id} needs more than this machine has.")
+        what = flavor.flavor_id if nodes == 1 else f"{nodes} nodes of {flavor.flavor_id}"
+        raise errors.unsupported_flavor(f"{what} needs more than this machine has.")
     return flavor
 
 
@@ -133,7 +146,8 @@ def resolve(
         )
         algorithm = _merge(stored, algorithm)
     engine = _engine(settings, algorithm)
-    flavor = _flavor(settings, body)
+    nodes = _node_count(settings, body, algorithm)
+    flavor = _flavor(settings, body, nodes)
     entry = _entry(algorithm, store)
     names = [p.name for p in algorithm.parameters] + [d.name for d in algorithm.inputs + algorithm.outputs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -146,9 +160,12 @@ def resolve(
         "inputs": _data(algorithm.inputs, "input", store, must_exist=True),
         "outputs": _data(algorithm.outputs, "output", store, must_exist=False),
         "environments": dict(algorithm.environments or {}),
+        # Per node: the flavor's cores (what a cluster places the job by), memory and GPUs.
+        "cpus": flavor.cpu_cores,
         "memory_mb": flavor.memory_gb * 1024,
         # CPU flavors see no GPU at all; GPU flavors get free cards at launch (the controller picks them).
         "gpus": list(range(flavor.gpu_count)),
+        "node_count": nodes,
         "auto_stop_s": body.spec.auto_stop.duration * 3600 if body.spec.auto_stop else None,
     }
     search = _search(settings, algorithm, flavor, body.metadata.annotations or {})

@@ -79,6 +79,13 @@ def _jobs_in_experiment(session: Session, experiment_id: str) -> int:
 experiments_service.job_counters.append(_jobs_in_experiment)
 
 
+def job_demand(job_id: str, cpus: float, memory_gb: float, launch: dict[str, Any]) -> Demand:
+    """What a job takes from the capacity pool, from its row: ``cpus`` and ``memory_gb`` are already the
+    whole job's (the flavor times its nodes, see ``create``); the plan lists one node's GPUs."""
+    gpus = len(launch.get("gpus") or []) * int(launch.get("node_count") or 1)
+    return Demand(job_id, cpus, memory_gb, gpus)
+
+
 def _held_capacity(session: Session) -> list[Demand]:
     """What running training jobs hold of the shared capacity pool (see ``compute/claims.py``)."""
     rows = session.execute(
@@ -86,7 +93,7 @@ def _held_capacity(session: Session) -> list[Demand]:
             TrainingJob.phase.in_(("Running", "Terminating"))
         )
     ).all()
-    return [Demand(r.id, r.cpus, r.memory_gb, len(r.launch.get("gpus") or [])) for r in rows]
+    return [job_demand(r.id, r.cpus, r.memory_gb, r.launch) for r in rows]
 
 
 claims.register_holder("training", _held_capacity)
@@ -121,6 +128,8 @@ def create(
     experiment = _experiment(session, principal, body)
     seq = (session.scalar(select(func.max(TrainingJob.queue_seq))) or 0) + 1
     spec = body.spec.model_dump(exclude_none=True)
+    # The row holds the whole job's share of the pool: the flavor on each of its nodes.
+    demand = flavor.demand("", launch["node_count"])
     job = TrainingJob(
         id=ids.uuid4(),
         project_id=principal.project_id,
@@ -137,8 +146,8 @@ def create(
         algorithm=algorithm,
         spec=spec,
         launch=launch,
-        cpus=float(flavor.cpu_cores),
-        memory_gb=float(flavor.memory_gb),
+        cpus=demand.cpus,
+        memory_gb=demand.memory_gb,
         queue_seq=seq,
         phase="Creating",
         secondary_phase="Creating",

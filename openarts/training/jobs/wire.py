@@ -7,8 +7,17 @@ from typing import Any
 from openarts.compute.flavors import Flavor
 from openarts.training.jobs.tables import TrainingJob
 
-TASK = "worker-0"  # one task per job: jobs run on one machine
 ENDED = ("Completed", "Failed", "Terminated", "Abnormal")
+
+
+def node_count(job: TrainingJob) -> int:
+    """On how many nodes the job runs (its plan's; plans stored before it was recorded ran on one)."""
+    return int(job.launch.get("node_count") or 1)
+
+
+def task_names(job: TrainingJob) -> list[str]:
+    """One task per node, named as ModelArts names them: worker-0 (rank 0) .. worker-N-1."""
+    return [f"worker-{rank}" for rank in range(node_count(job))]
 
 
 def duration_ms(job: TrainingJob, now_ms: int) -> int:
@@ -29,16 +38,19 @@ def job_to_wire(job: TrainingJob, flavor: Flavor | None, now_ms: int) -> dict[st
     }
     if job.experiment:
         metadata["training_experiment_reference"] = job.experiment
+    tasks = task_names(job)
     status: dict[str, Any] = {
         "phase": job.phase,
         "secondary_phase": job.secondary_phase,
         "duration": duration_ms(job, now_ms),
         "start_time": job.start_time,
         "node_count_metrics": None,
-        "tasks": [TASK],
+        "tasks": tasks,
     }
     if job.phase in ENDED:
-        status["task_statuses"] = [{"task": TASK, "exit_code": job.exit_code, "message": job.message}]
+        # The ranks' own exit codes are not kept: each task shows the job's (rank 0's, else the first
+        # rank's that failed: see compute/ray_entry.py) and its message.
+        status["task_statuses"] = [{"task": task, "exit_code": job.exit_code, "message": job.message} for task in tasks]
     if job.start_time:
         record: dict[str, Any] = {"start_at": job.start_time // 1000, "start_type": "init_or_rescheduled"}
         if job.end_time:

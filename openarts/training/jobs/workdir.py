@@ -128,6 +128,11 @@ def launch_spec(
         memory_limit_mb=plan.get("memory_mb"),
         gpus=plan.get("gpus"),
         staging=remote_staging(plan, folder, output_subfolder),
+        # A job asks for its flavor's cores on each of its nodes. A search's trials take one CPU each, the
+        # backend's default: the search runs as many at once as the flavor has cores (plan._search).
+        # Plans stored before these were recorded run as they did then: one CPU, one node.
+        cpus=None if plan.get("search") else plan.get("cpus"),
+        nodes=int(plan.get("node_count") or 1),
     )
 
 
