@@ -11,6 +11,7 @@ that the output reaches S3 with what the script wrote.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -298,13 +299,15 @@ def test_boto3_serves_a_node_without_s3fs(bucket: tuple[ObjectStore, str], moto_
 # --- through the server and the cluster ------------------------------------------------------------------
 
 
-@pytest.fixture
-def staging_server(ray_cluster: RayCluster, moto_s3: str, backend: str, tmp_path: Path) -> Iterator[LiveServer]:
+@contextlib.contextmanager
+def server_staging_through_s3(address: str, moto_s3: str, backend: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A live server whose jobs run on the cluster at ``address`` and whose nodes stage through the S3 store
+    (no shared folder), two CPUs in its pool."""
     if backend != "sqlite":
         pytest.skip("the executor, not the database, is under test here")
     with fresh_database(backend, tmp_path) as url:
         env = {
-            **ray_server_env(ray_cluster.address, shared_fs=False),  # the nodes stage through the object store
+            **ray_server_env(address, shared_fs=False),  # the nodes stage through the object store
             "OPENARTS_OBS_ENDPOINT": moto_s3,
             **KEYS,
             "OPENARTS_COMPUTE_CPUS": "2",
@@ -315,6 +318,12 @@ def staging_server(ray_cluster: RayCluster, moto_s3: str, backend: str, tmp_path
             yield live
         finally:
             live.stop()
+
+
+@pytest.fixture
+def staging_server(ray_cluster: RayCluster, moto_s3: str, backend: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with server_staging_through_s3(ray_cluster.address, moto_s3, backend, tmp_path) as live:
+        yield live
 
 
 @pytest.mark.timeout(180)

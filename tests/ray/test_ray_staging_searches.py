@@ -33,9 +33,8 @@ from openarts.training.jobs.workdir import JobDir, launch_spec
 from tests.autosearch.search_support import rows, search_policy
 from tests.ray.conftest import RayCluster
 from tests.ray.test_ray_executor import wait_outcome
-from tests.ray.test_ray_staging import KEYS, node_job, put, read, s3_settings
-from tests.support.databases import fresh_database
-from tests.support.executors import ray_server_env, started_ray_cluster
+from tests.ray.test_ray_staging import node_job, put, read, s3_settings, server_staging_through_s3
+from tests.support.executors import started_ray_cluster
 from tests.support.server import LiveServer
 from tests.training.jobs_support import job, wait_for
 
@@ -110,21 +109,8 @@ def one_node_cluster() -> Iterator[RayCluster]:
 def staging_server(one_node_cluster: RayCluster, moto_s3: str, backend: str, tmp_path: Path) -> Iterator[LiveServer]:
     """A server whose jobs run on the cluster and whose nodes stage through S3. Two CPUs in its pool, so a
     search on the 2-CPU flavor launches two trials at once."""
-    if backend != "sqlite":
-        pytest.skip("the executor, not the database, is under test here")
-    with fresh_database(backend, tmp_path) as url:
-        env = {
-            **ray_server_env(one_node_cluster.address, shared_fs=False),
-            "OPENARTS_OBS_ENDPOINT": moto_s3,
-            **KEYS,
-            "OPENARTS_COMPUTE_CPUS": "2",
-        }
-        live = LiveServer(tmp_path / "data", url, env=env)
-        live.start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with server_staging_through_s3(one_node_cluster.address, moto_s3, backend, tmp_path) as live:
+        yield live
 
 
 TRIAL = """
