@@ -369,7 +369,7 @@ class _Launcher:
         """The started command's pid and start time in clock ticks.
 
         Raises ``_LauncherUnavailableError`` when the launcher did not take the request (nothing was
-        started), and ``OSError`` when it took it but did not answer: the runner may exist.
+        started), and ``OSError`` when it took it but did not answer: the command may exist.
         """
         if not self._ready:
             self._ready = self._answer(_LAUNCHER_START_S) == "ready"
